@@ -1,0 +1,111 @@
+use super::{default_jobs, github, GlobalArgs};
+use crate::oci::ImageRef;
+use crate::ops::push::{push, PushRequest};
+use anyhow::Result;
+use clap::Args;
+use std::fmt::Write;
+use std::process::ExitCode;
+
+/// Push a (multi-arch) image from an OCI image layout to a registry, by digest.
+///
+/// Every blob and manifest is written byte-for-byte, so the digests at the destination are
+/// the layout's. Blobs go first, then per-platform manifests, then the index. Nothing is tagged
+/// unless you ask with --tag, and tags are written only once everything else is in place.
+/// What the destination already has is skipped.
+///
+/// Examples:
+///   wharf push ./out ghcr.io/acme/app --output json
+///   wharf push ./out:v1.2.0 localhost:5000/app --tag v1.2.0
+///   wharf push ./out oci:./mirror-dir --tag v1
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct PushArgs {
+    /// The OCI image layout directory, with :REF to pick an index.json entry by its
+    /// org.opencontainers.image.ref.name (optional when the layout holds one image), or
+    /// @sha256:DIGEST.
+    #[arg(value_name = "LAYOUT[:REF]")]
+    pub layout: String,
+
+    /// Where to: HOST[:PORT]/REPO, or oci:DIR (a layout directory, created if absent).
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+
+    /// Tag to point at the pushed image once it is complete (repeatable).
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// How many blobs to upload at once.
+    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    pub jobs: usize,
+}
+
+pub async fn run(args: &PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let layout = if args.layout.starts_with("oci:") {
+        args.layout.clone()
+    } else {
+        format!("oci:{}", args.layout)
+    };
+    let request = PushRequest {
+        source: ImageRef::parse(&layout)?,
+        dest: ImageRef::parse(&args.dest)?,
+        tags: args.tags.clone(),
+        jobs: args.jobs,
+    };
+    let stores = global.stores()?;
+    let report = push(&stores, &request, &global.progress()).await?;
+
+    let mut outputs = vec![
+        ("digest".to_string(), report.digest.clone()),
+        ("reference".to_string(), report.reference.clone()),
+    ];
+    for m in &report.manifests {
+        if let Some(p) = &m.platform {
+            outputs.push((format!("digest-{}", p.replace('/', "-")), m.digest.clone()));
+        }
+    }
+    github::set_outputs(&outputs)?;
+    github::append_summary(&summary_markdown(&report))?;
+
+    global.print(&report, || {
+        let mut s = String::new();
+        let _ = writeln!(s, "pushed {}", report.reference);
+        for m in &report.manifests {
+            let _ = writeln!(
+                s,
+                "  {:<16} {}",
+                m.platform.as_deref().unwrap_or("-"),
+                m.digest
+            );
+        }
+        let st = &report.stats;
+        let _ = writeln!(
+            s,
+            "  blobs: {} uploaded ({} bytes), {} mounted, {} already there; manifests: {} written, {} already there",
+            st.blobs_uploaded, st.bytes_uploaded, st.blobs_mounted, st.blobs_skipped, st.manifests_written, st.manifests_skipped
+        );
+        for t in &report.tags {
+            let _ = writeln!(s, "  tagged {}:{t}", report.repository);
+        }
+        s
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_markdown(report: &crate::ops::push::PushReport) -> String {
+    let mut s = format!(
+        "### wharf push\n\nPushed `{}`\n\n| platform | digest |\n|---|---|\n",
+        report.reference
+    );
+    for m in &report.manifests {
+        let _ = writeln!(
+            s,
+            "| {} | `{}` |",
+            m.platform.as_deref().unwrap_or("-"),
+            m.digest
+        );
+    }
+    for t in &report.tags {
+        let _ = writeln!(s, "\nTagged `{}:{t}`", report.repository);
+    }
+    s
+}

@@ -1,0 +1,109 @@
+//! The manifest graph under a root: an index, its child manifests (nested indexes too) and
+//! the blobs they reference, read from a store with every manifest's bytes checked.
+
+use crate::oci::{Descriptor, Digest, Manifest, Platform, RawManifest};
+use crate::store::{ManifestRef, Store};
+use anyhow::{anyhow, Result};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashSet};
+
+/// One manifest of the graph.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub manifest: RawManifest,
+    pub parsed: Manifest,
+    /// From the parent index's descriptor, when it gave one.
+    pub platform: Option<Platform>,
+    /// Distance from the root (0 for the root).
+    pub depth: usize,
+}
+
+impl Node {
+    pub fn digest(&self) -> &Digest {
+        &self.manifest.digest
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// Breadth-first from the root: parents before children.
+    pub nodes: Vec<Node>,
+}
+
+impl Graph {
+    pub fn root(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    /// Distinct blobs (configs and layers) of every image manifest, in first-seen order, each
+    /// with a description of where it is used (for error messages).
+    pub fn blobs(&self) -> Vec<(Descriptor, String)> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            for blob in node.parsed.blobs() {
+                if seen.insert(blob.digest.clone()) {
+                    let owner = match &node.platform {
+                        Some(p) => format!("manifest {} ({p})", node.digest()),
+                        None => format!("manifest {}", node.digest()),
+                    };
+                    out.push((blob.clone(), owner));
+                }
+            }
+        }
+        out
+    }
+
+    /// The manifests grouped by depth, deepest first: the order to write them in so that a
+    /// manifest's children always exist before it does.
+    pub fn write_order(&self) -> Vec<Vec<&Node>> {
+        let mut levels: BTreeMap<usize, Vec<&Node>> = BTreeMap::new();
+        for node in &self.nodes {
+            levels.entry(node.depth).or_default().push(node);
+        }
+        levels.into_values().rev().collect()
+    }
+}
+
+/// Reads the graph under `root` from `store`, `jobs` manifests at a time.
+pub async fn read_graph(store: &dyn Store, root: &Descriptor, jobs: usize) -> Result<Graph> {
+    let repo = store.repository();
+    let fetch = |desc: Descriptor, depth: usize| async move {
+        let manifest = store
+            .get_manifest(ManifestRef::Digest(&desc.digest))
+            .await?
+            .ok_or_else(|| match &desc.platform {
+                Some(p) => anyhow!("manifest {} ({p}) is missing from {repo}", desc.digest),
+                None => anyhow!("manifest {} is missing from {repo}", desc.digest),
+            })?;
+        let parsed = manifest.parse()?;
+        Ok::<_, anyhow::Error>(Node {
+            manifest,
+            parsed,
+            platform: desc.platform.clone(),
+            depth,
+        })
+    };
+    let mut nodes = vec![fetch(root.clone(), 0).await?];
+    let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
+    let mut frontier = 0;
+    while frontier < nodes.len() {
+        let level_end = nodes.len();
+        let mut children = Vec::new();
+        for node in &nodes[frontier..level_end] {
+            for child in node.parsed.child_manifests() {
+                if seen.insert(child.digest.clone()) {
+                    children.push((child.clone(), node.depth + 1));
+                }
+            }
+        }
+        let fetched: Vec<Node> = stream::iter(children)
+            .map(|(desc, depth)| fetch(desc, depth))
+            .buffered(jobs.max(1))
+            .try_collect()
+            .await?;
+        nodes.extend(fetched);
+        frontier = level_end;
+    }
+    Ok(Graph { nodes })
+}

@@ -1,0 +1,6 @@
+//! Operations, written against the [`crate::store::Store`] trait and (for signing) the signer
+//! trait, never against a concrete registry or layout.
+
+pub mod copy;
+pub mod graph;
+pub mod push;

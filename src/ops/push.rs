@@ -1,0 +1,110 @@
+//! `wharf push`: an OCI image layout to a registry or another layout, by digest.
+
+use super::copy::{check_blobs_present, copy_graph, CopyStats};
+use super::graph::read_graph;
+use crate::oci::{media, ImageRef};
+use crate::store::{resolve_reference, Stores};
+use crate::ui::Progress;
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+pub struct PushRequest {
+    pub source: ImageRef,
+    pub dest: ImageRef,
+    pub tags: Vec<String>,
+    pub jobs: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PushedManifest {
+    pub platform: Option<String>,
+    pub digest: String,
+    pub size: u64,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PushReport {
+    /// The root manifest (usually the index).
+    pub digest: String,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub size: u64,
+    /// `REPO@DIGEST`: what to sign, verify and deploy.
+    pub reference: String,
+    pub repository: String,
+    /// Every manifest below the root, with the platform its index gives it.
+    pub manifests: Vec<PushedManifest>,
+    pub tags: Vec<String>,
+    pub stats: CopyStats,
+}
+
+pub async fn push(
+    stores: &Stores,
+    request: &PushRequest,
+    progress: &Progress,
+) -> Result<PushReport> {
+    if !request.source.repository.is_layout() {
+        bail!(
+            "push reads an OCI image layout (oci:DIR or a directory), not {}; to copy between \
+             registries use `wharf mirror`",
+            request.source
+        );
+    }
+    let source = stores.open(&request.source).await?;
+    let root = resolve_reference(source.as_ref(), &request.source).await?;
+    if !media::is_manifest(&root.media_type) {
+        bail!(
+            "{} points at {} of type {:?}, which is not an image manifest or index",
+            request.source,
+            root.digest,
+            root.media_type
+        );
+    }
+    let graph = read_graph(source.as_ref(), &root, request.jobs).await?;
+    check_blobs_present(source.as_ref(), &graph, request.jobs).await?;
+
+    let dest = stores.open_for_write(&request.dest).await?;
+    let stats = copy_graph(
+        source.as_ref(),
+        dest.as_ref(),
+        &graph,
+        request.jobs,
+        progress,
+    )
+    .await?;
+
+    // Tags last: by now the whole image is in place.
+    let mut tags: Vec<String> = request
+        .dest
+        .tag
+        .iter()
+        .chain(&request.tags)
+        .cloned()
+        .collect();
+    tags.dedup();
+    for tag in &tags {
+        dest.put_manifest(&graph.root().manifest, Some(tag)).await?;
+    }
+
+    let root_node = graph.root();
+    Ok(PushReport {
+        digest: root_node.digest().to_string(),
+        media_type: root_node.manifest.media_type.clone(),
+        size: root_node.manifest.bytes.len() as u64,
+        reference: format!("{}@{}", dest.repository(), root_node.digest()),
+        repository: dest.repository().to_string(),
+        manifests: graph.nodes[1..]
+            .iter()
+            .map(|n| PushedManifest {
+                platform: n.platform.as_ref().map(|p| p.to_string()),
+                digest: n.digest().to_string(),
+                size: n.manifest.bytes.len() as u64,
+                media_type: n.manifest.media_type.clone(),
+            })
+            .collect(),
+        tags,
+        stats,
+    })
+}

@@ -1,0 +1,205 @@
+//! Storage: one trait over a remote registry repository and an OCI image layout directory.
+//!
+//! Operations (push, sign, mirror, verify) are written against [`Store`] only, so every one of
+//! them works registry→registry, layout→registry, registry→layout alike.
+
+pub mod credentials;
+pub mod layout;
+pub mod registry;
+mod stream;
+
+pub use stream::{BlobIntegrityError, BlobStream, VerifyingStream};
+
+use crate::oci::{Descriptor, Digest, ImageRef, RawManifest, Repository};
+use anyhow::Result;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// What a manifest is looked up or written by.
+#[derive(Debug, Clone, Copy)]
+pub enum ManifestRef<'a> {
+    Tag(&'a str),
+    Digest(&'a Digest),
+}
+
+impl std::fmt::Display for ManifestRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ManifestRef::Tag(t) => write!(f, "tag {t}"),
+            ManifestRef::Digest(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// Called with the number of bytes just transferred (progress bars). Shared, because a
+/// streaming request body outlives the call that starts it.
+pub type OnBytes = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// An [`OnBytes`] that reports nowhere.
+pub fn no_progress() -> OnBytes {
+    Arc::new(|_| {})
+}
+
+/// How a blob reached the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobTransfer {
+    Uploaded,
+    Mounted,
+}
+
+/// Something a blob's bytes can be read from, again on every retry.
+#[async_trait]
+pub trait BlobSource: Send + Sync {
+    async fn open(&self) -> Result<BlobStream>;
+    /// The repository the bytes come from, when a registry could mount them from there.
+    fn mount_from(&self) -> Option<&Repository> {
+        None
+    }
+}
+
+/// One repository of a registry, or one OCI image layout directory.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Where this store is, for messages: `HOST/REPO` or `oci:DIR`.
+    fn repository(&self) -> &Repository;
+
+    /// The descriptor a tag or digest points at, or `None` when absent.
+    async fn resolve(&self, reference: ManifestRef<'_>) -> Result<Option<Descriptor>>;
+
+    /// A manifest's exact bytes, or `None` when absent. Bytes fetched by digest are checked
+    /// against it.
+    async fn get_manifest(&self, reference: ManifestRef<'_>) -> Result<Option<RawManifest>>;
+
+    /// Writes a manifest by digest, or under `tag` when given. Everything it references must be
+    /// present already.
+    async fn put_manifest(&self, manifest: &RawManifest, tag: Option<&str>) -> Result<()>;
+
+    /// Writes a manifest under `tag` only if the tag still points at `expected` (`None`: no
+    /// such tag). Returns `false` when another writer got there first. Stores that cannot
+    /// check atomically do their best and say so through [`Store::atomic_tags`].
+    async fn put_manifest_if(
+        &self,
+        manifest: &RawManifest,
+        tag: &str,
+        expected: Option<&Digest>,
+    ) -> Result<bool>;
+
+    /// Whether [`Store::put_manifest_if`] is a true compare-and-swap. When it is not, callers
+    /// re-read after a pause to make sure a concurrent writer did not drop their change.
+    fn atomic_tags(&self) -> bool;
+
+    async fn blob_exists(&self, blob: &Descriptor) -> Result<bool>;
+
+    /// Streams a blob; the stream fails at its end if the bytes do not match the descriptor.
+    async fn open_blob(&self, blob: &Descriptor) -> Result<BlobStream>;
+
+    /// Stores a blob from `source`, streaming. Retries transient failures by reopening it.
+    async fn put_blob(
+        &self,
+        blob: &Descriptor,
+        source: &dyn BlobSource,
+        on_bytes: OnBytes,
+    ) -> Result<BlobTransfer>;
+
+    async fn list_tags(&self) -> Result<Vec<String>>;
+
+    /// The manifest a reference with neither tag nor digest means. Only a layout with a single
+    /// entry in its `index.json` has one.
+    async fn default_manifest(&self) -> Result<Descriptor> {
+        anyhow::bail!(
+            "{} names no tag or digest: add :TAG or @sha256:DIGEST",
+            self.repository()
+        )
+    }
+}
+
+/// A blob of one store, as a [`BlobSource`] for another.
+pub struct StoreBlob<'a> {
+    pub store: &'a dyn Store,
+    pub blob: &'a Descriptor,
+}
+
+#[async_trait]
+impl BlobSource for StoreBlob<'_> {
+    async fn open(&self) -> Result<BlobStream> {
+        self.store.open_blob(self.blob).await
+    }
+    fn mount_from(&self) -> Option<&Repository> {
+        Some(self.store.repository())
+    }
+}
+
+/// In-memory bytes as a [`BlobSource`] (signature payloads, small configs).
+pub struct BytesBlob(pub bytes::Bytes);
+
+#[async_trait]
+impl BlobSource for BytesBlob {
+    async fn open(&self) -> Result<BlobStream> {
+        let bytes = self.0.clone();
+        Ok(Box::pin(futures_util::stream::once(async move {
+            Ok::<_, std::io::Error>(bytes)
+        })))
+    }
+}
+
+/// Opens stores for image references; shared registry clients keep auth tokens between
+/// repositories of the same registry.
+#[derive(Clone)]
+pub struct Stores {
+    registries: Arc<registry::RegistryClient>,
+}
+
+impl Stores {
+    pub fn new(options: registry::RegistryOptions) -> Result<Stores> {
+        Ok(Stores {
+            registries: Arc::new(registry::RegistryClient::new(options)?),
+        })
+    }
+
+    /// A store for reading an existing repository or layout.
+    pub async fn open(&self, reference: &ImageRef) -> Result<Arc<dyn Store>> {
+        self.open_repository(&reference.repository, false).await
+    }
+
+    /// A store for writing; a layout directory is created if absent.
+    pub async fn open_for_write(&self, reference: &ImageRef) -> Result<Arc<dyn Store>> {
+        self.open_repository(&reference.repository, true).await
+    }
+
+    async fn open_repository(
+        &self,
+        repository: &Repository,
+        create: bool,
+    ) -> Result<Arc<dyn Store>> {
+        Ok(match repository {
+            Repository::Layout { dir } => Arc::new(if create {
+                layout::LayoutStore::create(dir).await?
+            } else {
+                layout::LayoutStore::open(dir).await?
+            }),
+            Repository::Registry { .. } => Arc::new(registry::RemoteRepository::new(
+                self.registries.clone(),
+                repository.clone(),
+            )),
+        })
+    }
+}
+
+/// Resolves a reference to the descriptor of its manifest: by digest if it has one (checking
+/// a tag, when also given, agrees), else by tag.
+pub async fn resolve_reference(store: &dyn Store, reference: &ImageRef) -> Result<Descriptor> {
+    let repo = store.repository();
+    if let Some(digest) = &reference.digest {
+        return store
+            .resolve(ManifestRef::Digest(digest))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("manifest {digest} not found in {repo}"));
+    }
+    match &reference.tag {
+        Some(tag) => store
+            .resolve(ManifestRef::Tag(tag))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("tag {tag:?} not found in {repo}")),
+        None => store.default_manifest().await,
+    }
+}

@@ -1,0 +1,1087 @@
+//! A repository in a remote registry, over the OCI distribution API.
+//!
+//! This speaks HTTP itself (reqwest, the client oci-client is built on) rather than through
+//! oci-client, because byte-for-byte, frugal, restartable transfers need what oci-client does not
+//! expose: response headers (`Retry-After`, `Docker-Content-Digest`, `OCI-Subject`), a mount
+//! answered with 202, upload bodies that can be reopened on retry, and per-registry TLS choices.
+
+use super::credentials::{CredentialSource, Credentials};
+use super::stream::integrity_error;
+use super::{BlobSource, BlobStream, BlobTransfer, ManifestRef, OnBytes, Store, VerifyingStream};
+use crate::oci::{media, Descriptor, Digest, RawManifest, Repository};
+use anyhow::{anyhow, bail, Context, Result};
+use async_trait::async_trait;
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Which registries may be reached without verified TLS.
+#[derive(Debug, Clone, Default)]
+pub enum InsecureRegistries {
+    #[default]
+    None,
+    All,
+    Hosts(Vec<String>),
+}
+
+impl InsecureRegistries {
+    fn allows(&self, registry: &str) -> bool {
+        match self {
+            InsecureRegistries::None => false,
+            InsecureRegistries::All => true,
+            InsecureRegistries::Hosts(hosts) => hosts.iter().any(|h| h == registry),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RegistryOptions {
+    pub insecure: InsecureRegistries,
+    pub credentials: CredentialSource,
+    /// How many times a failed request is retried (429, 5xx, connection errors).
+    pub retries: u32,
+    /// First backoff delay; doubled on each retry.
+    pub backoff: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: InsecureRegistries::None,
+            credentials: CredentialSource::default(),
+            retries: 5,
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Shared by every repository of every registry in one run: connection pools, the scheme
+/// each insecure registry answered on, and auth tokens.
+pub struct RegistryClient {
+    verified: reqwest::Client,
+    unverified: reqwest::Client,
+    options: RegistryOptions,
+    schemes: tokio::sync::Mutex<HashMap<String, &'static str>>,
+    /// `(registry, scope)` → `Authorization` value; scope "" holds Basic credentials.
+    auth: Mutex<HashMap<(String, String), HeaderValue>>,
+}
+
+fn http_client(accept_invalid_certs: bool) -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(16)
+        .tls_danger_accept_invalid_certs(accept_invalid_certs)
+        .build()?)
+}
+
+/// The host an API request goes to (Docker Hub's API is not at `docker.io`).
+fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "index.docker.io"
+    } else {
+        registry
+    }
+}
+
+/// What a request needs permission for, as a token scope.
+#[derive(Clone)]
+struct Scope<'a> {
+    repository: &'a str,
+    push: bool,
+    mount_from: Option<&'a str>,
+}
+
+impl Scope<'_> {
+    fn scopes(&self) -> Vec<String> {
+        let actions = if self.push { "pull,push" } else { "pull" };
+        let mut scopes = vec![format!("repository:{}:{actions}", self.repository)];
+        if let Some(from) = self.mount_from {
+            scopes.push(format!("repository:{from}:pull"));
+        }
+        scopes
+    }
+    fn key(&self) -> String {
+        self.scopes().join(" ")
+    }
+}
+
+enum Body {
+    Empty,
+    Bytes(Bytes),
+}
+
+impl RegistryClient {
+    pub fn new(options: RegistryOptions) -> Result<RegistryClient> {
+        Ok(RegistryClient {
+            verified: http_client(false)?,
+            unverified: http_client(true)?,
+            options,
+            schemes: Default::default(),
+            auth: Default::default(),
+        })
+    }
+
+    fn http(&self, registry: &str) -> &reqwest::Client {
+        if self.options.insecure.allows(registry) {
+            &self.unverified
+        } else {
+            &self.verified
+        }
+    }
+
+    /// `https://HOST`, or for a registry the user allowed to be insecure, whichever of https
+    /// (unverified) and plain http it answers on, probed once.
+    async fn base_url(&self, registry: &str) -> Result<String> {
+        let host = api_host(registry);
+        if !self.options.insecure.allows(registry) {
+            return Ok(format!("https://{host}"));
+        }
+        let mut schemes = self.schemes.lock().await;
+        if let Some(scheme) = schemes.get(registry) {
+            return Ok(format!("{scheme}://{host}"));
+        }
+        let probe = self
+            .unverified
+            .get(format!("https://{host}/v2/"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let scheme = if probe.is_ok() { "https" } else { "http" };
+        schemes.insert(registry.to_string(), scheme);
+        Ok(format!("{scheme}://{host}"))
+    }
+
+    fn cached_auth(&self, registry: &str, scope: &Scope<'_>) -> Option<HeaderValue> {
+        let auth = self.auth.lock().expect("auth cache lock");
+        auth.get(&(registry.to_string(), scope.key()))
+            .or_else(|| auth.get(&(registry.to_string(), String::new())))
+            .or_else(|| {
+                // A push token also allows pulls.
+                let push = Scope {
+                    push: true,
+                    ..scope.clone()
+                };
+                auth.get(&(registry.to_string(), push.key()))
+            })
+            .cloned()
+    }
+
+    fn credentials(&self, registry: &str) -> Result<Option<Credentials>> {
+        self.options.credentials.lookup(registry)
+    }
+
+    /// Answers a 401 challenge: Basic with the user's credentials, or a Bearer token from the
+    /// registry's token service.
+    async fn authenticate(
+        &self,
+        registry: &str,
+        scope: &Scope<'_>,
+        challenge: Option<&str>,
+    ) -> Result<()> {
+        let creds = self.credentials(registry)?;
+        let challenge = challenge.unwrap_or("");
+        let (kind, params) = parse_challenge(challenge);
+        if kind.eq_ignore_ascii_case("basic") {
+            let creds = creds.ok_or_else(|| no_credentials(registry))?;
+            let value = basic_auth_value(&creds);
+            self.auth
+                .lock()
+                .expect("auth cache lock")
+                .insert((registry.to_string(), String::new()), value);
+            return Ok(());
+        }
+        if !kind.eq_ignore_ascii_case("bearer") {
+            bail!("{registry} asked for authentication wharf does not know ({challenge:?})");
+        }
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| anyhow!("{registry} sent a Bearer challenge without a realm"))?;
+        let mut url = reqwest::Url::parse(realm)
+            .with_context(|| format!("{registry} sent an invalid token realm {realm:?}"))?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = params.get("service") {
+                query.append_pair("service", service);
+            }
+            for s in scope.scopes() {
+                query.append_pair("scope", &s);
+            }
+        }
+        let mut request = self.http(registry).get(url);
+        if let Some(c) = &creds {
+            request = request.header(header::AUTHORIZATION, basic_auth_value(c));
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the token service of {registry}"))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(match &creds {
+                Some(c) => anyhow!(
+                    "{registry} rejected the credentials of user {:?}: wrong username or password",
+                    c.username
+                ),
+                None => no_credentials(registry),
+            });
+        }
+        if !status.is_success() {
+            bail!("the token service of {registry} answered {status}");
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer: TokenAnswer = response
+            .json()
+            .await
+            .with_context(|| format!("the token service of {registry} answered malformed JSON"))?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .ok_or_else(|| anyhow!("the token service of {registry} returned no token"))?;
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow!("the token service of {registry} returned an invalid token"))?;
+        self.auth
+            .lock()
+            .expect("auth cache lock")
+            .insert((registry.to_string(), scope.key()), value);
+        Ok(())
+    }
+
+    fn backoff(&self, attempt: u32, response: Option<&Response>) -> Duration {
+        if let Some(after) = response.and_then(retry_after) {
+            return after.min(Duration::from_secs(60));
+        }
+        let exp = self.options.backoff * 2u32.saturating_pow(attempt.min(6));
+        // Jitter keeps concurrent uploads from retrying in lockstep.
+        let jitter = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos()
+            % 1000) as u64;
+        exp.min(Duration::from_secs(15))
+            + Duration::from_micros(jitter * (exp.as_millis() as u64 / 4 + 1))
+    }
+
+    /// Sends a request with a replayable body: authenticates on 401, retries 429/5xx and
+    /// connection failures with backoff. Returns whatever final response the registry gave.
+    async fn send(
+        &self,
+        registry: &str,
+        method: Method,
+        path_or_url: &str,
+        headers: HeaderMap,
+        body: Body,
+        scope: Scope<'_>,
+    ) -> Result<Response> {
+        let mut attempt = 0;
+        let mut authenticated = false;
+        loop {
+            let url = self.url(registry, path_or_url).await?;
+            let mut request = self
+                .http(registry)
+                .request(method.clone(), &url)
+                .headers(headers.clone());
+            if let Some(auth) = self.cached_auth(registry, &scope) {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            request = match &body {
+                Body::Empty => request,
+                Body::Bytes(b) => request.body(b.clone()),
+            };
+            match request.send().await {
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !authenticated => {
+                    let challenge = response
+                        .headers()
+                        .get(header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    self.authenticate(registry, &scope, challenge.as_deref())
+                        .await?;
+                    authenticated = true;
+                }
+                Ok(response)
+                    if is_retryable(response.status()) && attempt < self.options.retries =>
+                {
+                    tokio::time::sleep(self.backoff(attempt, Some(&response))).await;
+                    attempt += 1;
+                }
+                Ok(response) => return Ok(response),
+                Err(e) if attempt < self.options.retries && is_transient(&e) => {
+                    tokio::time::sleep(self.backoff(attempt, None)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(connection_error(registry, &method, &url, e)),
+            }
+        }
+    }
+
+    async fn url(&self, registry: &str, path_or_url: &str) -> Result<String> {
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            Ok(path_or_url.to_string())
+        } else {
+            Ok(format!("{}{path_or_url}", self.base_url(registry).await?))
+        }
+    }
+}
+
+fn basic_auth_value(c: &Credentials) -> HeaderValue {
+    let raw = format!("{}:{}", c.username, c.secret.expose());
+    let mut value = HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    ))
+    .expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
+fn no_credentials(registry: &str) -> anyhow::Error {
+    anyhow!(
+        "{registry} requires authentication: run `docker login {registry}`, or pass \
+         --registry-username with --registry-password-stdin (or set WHARF_REGISTRY_USERNAME and \
+         WHARF_REGISTRY_PASSWORD)"
+    )
+}
+
+/// Splits `Bearer realm="x",service="y"` into the scheme and its parameters.
+fn parse_challenge(challenge: &str) -> (String, HashMap<String, String>) {
+    let challenge = challenge.trim();
+    let (kind, rest) = challenge.split_once(' ').unwrap_or((challenge, ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        params.insert(key, value.to_string());
+        rest = remaining.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+    }
+    (kind.to_string(), params)
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+fn is_transient(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode()
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn connection_error(
+    registry: &str,
+    method: &Method,
+    url: &str,
+    e: reqwest::Error,
+) -> anyhow::Error {
+    let mut cause = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    let cause = if cause.is_empty() {
+        e.to_string()
+    } else {
+        cause
+    };
+    let hint = if url.starts_with("https://") && cause.to_lowercase().contains("certificate") {
+        " (for a registry without trusted TLS, pass --insecure-registry HOST)"
+    } else {
+        ""
+    };
+    anyhow!("cannot reach registry {registry} ({method} {url}): {cause}{hint}")
+}
+
+/// The registry's own words about a failed request, from its JSON error body.
+async fn registry_error(response: Response, registry: &str, what: &str) -> anyhow::Error {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorItem {
+        code: Option<String>,
+        message: Option<String>,
+        detail: Option<serde_json::Value>,
+    }
+    let detail = match serde_json::from_str::<Errors>(&text) {
+        Ok(e) if !e.errors.is_empty() => e
+            .errors
+            .iter()
+            .map(|i| {
+                let mut s = i.code.clone().unwrap_or_default();
+                if let Some(m) = &i.message {
+                    s.push_str(&format!(": {m}"));
+                }
+                match &i.detail {
+                    Some(serde_json::Value::String(d)) if !d.is_empty() => {
+                        s.push_str(&format!(" ({d})"))
+                    }
+                    Some(v) if !v.is_null() && v.to_string().len() < 200 => {
+                        s.push_str(&format!(" ({v})"))
+                    }
+                    _ => {}
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => text
+            .chars()
+            .take(200)
+            .collect::<String>()
+            .trim()
+            .to_string(),
+    };
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        return anyhow!("{registry} refused {what}: 401 Unauthorized (wrong credentials, or no access to this repository){detail}");
+    }
+    anyhow!("{registry} refused {what}: {status}{detail}")
+}
+
+/// One repository of a registry.
+pub struct RemoteRepository {
+    client: Arc<RegistryClient>,
+    repository: Repository,
+    registry: String,
+    name: String,
+}
+
+impl RemoteRepository {
+    pub fn new(client: Arc<RegistryClient>, repository: Repository) -> RemoteRepository {
+        let Repository::Registry { registry, name } = &repository else {
+            panic!("RemoteRepository needs a registry repository");
+        };
+        RemoteRepository {
+            registry: registry.clone(),
+            name: name.clone(),
+            client,
+            repository,
+        }
+    }
+
+    fn scope(&self, push: bool) -> Scope<'_> {
+        Scope {
+            repository: &self.name,
+            push,
+            mount_from: None,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Body,
+        push: bool,
+    ) -> Result<Response> {
+        self.client
+            .send(
+                &self.registry,
+                method,
+                path,
+                headers,
+                body,
+                self.scope(push),
+            )
+            .await
+    }
+
+    fn manifest_path(&self, reference: ManifestRef<'_>) -> String {
+        let r = match reference {
+            ManifestRef::Tag(t) => t.to_string(),
+            ManifestRef::Digest(d) => d.to_string(),
+        };
+        format!("/v2/{}/manifests/{r}", self.name)
+    }
+
+    fn accept_manifests() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(media::MANIFEST_ACCEPT),
+        );
+        h
+    }
+
+    /// Starts an upload session, or mounts the blob from `from` (same registry). Returns
+    /// `None` when the mount succeeded, else the upload URL.
+    async fn start_upload(&self, blob: &Descriptor, from: Option<&str>) -> Result<Option<String>> {
+        let path = match from {
+            Some(from) => format!(
+                "/v2/{}/blobs/uploads/?mount={}&from={from}",
+                self.name, blob.digest
+            ),
+            None => format!("/v2/{}/blobs/uploads/", self.name),
+        };
+        let scope = Scope {
+            repository: &self.name,
+            push: true,
+            mount_from: from,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let response = self
+            .client
+            .send(
+                &self.registry,
+                Method::POST,
+                &path,
+                headers,
+                Body::Empty,
+                scope,
+            )
+            .await?;
+        match response.status() {
+            StatusCode::CREATED if from.is_some() => Ok(None),
+            StatusCode::ACCEPTED | StatusCode::CREATED => {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        anyhow!("{} started an upload without a Location", self.registry)
+                    })?;
+                Ok(Some(self.absolute(location).await?))
+            }
+            StatusCode::NOT_FOUND => Err(anyhow!(
+                "repository {} does not exist and {} did not create it on push (create it first, \
+                 e.g. `aws ecr create-repository` for ECR)",
+                self.name,
+                self.registry
+            )),
+            _ => Err(registry_error(
+                response,
+                &self.registry,
+                &format!("an upload to {}", self.name),
+            )
+            .await),
+        }
+    }
+
+    async fn absolute(&self, location: &str) -> Result<String> {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            Ok(location.to_string())
+        } else {
+            Ok(format!(
+                "{}{location}",
+                self.client.base_url(&self.registry).await?
+            ))
+        }
+    }
+
+    /// One attempt at streaming a blob's bytes into an upload session.
+    async fn upload_once(
+        &self,
+        location: &str,
+        blob: &Descriptor,
+        source: &dyn BlobSource,
+        on_bytes: OnBytes,
+        integrity_failure: &Arc<Mutex<Option<String>>>,
+    ) -> Result<std::result::Result<(), UploadFailure>> {
+        let stream: BlobStream = source.open().await?;
+        let failure = integrity_failure.clone();
+        let counted = stream.map(move |item| {
+            match &item {
+                Ok(chunk) => on_bytes(chunk.len() as u64),
+                Err(e) => {
+                    if integrity_error(e).is_some() {
+                        *failure.lock().expect("failure slot") = Some(e.to_string());
+                    }
+                }
+            }
+            item
+        });
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{separator}digest={}", blob.digest);
+        let mut request = self
+            .client
+            .http(&self.registry)
+            .put(&url)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, blob.size)
+            .body(reqwest::Body::wrap_stream(counted));
+        if let Some(auth) = self.client.cached_auth(&self.registry, &self.scope(true)) {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let result = request.send().await;
+        if let Some(msg) = integrity_failure.lock().expect("failure slot").take() {
+            bail!("{msg}");
+        }
+        match result {
+            Ok(r) if r.status().is_success() => Ok(Ok(())),
+            Ok(r) if is_retryable(r.status()) || r.status() == StatusCode::UNAUTHORIZED => {
+                Ok(Err(UploadFailure::Response(r)))
+            }
+            Ok(r) => Err(registry_error(r, &self.registry, &format!("blob {}", blob.digest)).await),
+            Err(e) if is_transient(&e) => Ok(Err(UploadFailure::Transport(e))),
+            Err(e) => Err(connection_error(&self.registry, &Method::PUT, location, e)),
+        }
+    }
+}
+
+enum UploadFailure {
+    Response(Response),
+    Transport(reqwest::Error),
+}
+
+#[async_trait]
+impl Store for RemoteRepository {
+    fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    async fn resolve(&self, reference: ManifestRef<'_>) -> Result<Option<Descriptor>> {
+        let path = self.manifest_path(reference);
+        let response = self
+            .send(
+                Method::HEAD,
+                &path,
+                Self::accept_manifests(),
+                Body::Empty,
+                false,
+            )
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_success() => {}
+            _ => {
+                return Err(registry_error(
+                    response,
+                    &self.registry,
+                    &format!("looking up {reference} in {}", self.name),
+                )
+                .await)
+            }
+        }
+        let headers = response.headers();
+        let digest = headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok());
+        let media_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+            .filter(|m| media::is_manifest(m));
+        let size = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match (digest, media_type, size) {
+            (Some(digest), Some(media_type), Some(size)) => {
+                if let ManifestRef::Digest(wanted) = reference {
+                    if &digest != wanted {
+                        bail!(
+                            "{} answered {digest} when asked for {wanted}",
+                            self.registry
+                        );
+                    }
+                }
+                Ok(Some(Descriptor::new(&media_type, digest, size)))
+            }
+            // Some registries omit headers on HEAD: fetch the manifest instead.
+            _ => Ok(self.get_manifest(reference).await?.map(|m| m.descriptor())),
+        }
+    }
+
+    async fn get_manifest(&self, reference: ManifestRef<'_>) -> Result<Option<RawManifest>> {
+        let path = self.manifest_path(reference);
+        let response = self
+            .send(
+                Method::GET,
+                &path,
+                Self::accept_manifests(),
+                Body::Empty,
+                false,
+            )
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_success() => {}
+            _ => {
+                return Err(registry_error(
+                    response,
+                    &self.registry,
+                    &format!("reading {reference} in {}", self.name),
+                )
+                .await)
+            }
+        }
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading manifest {reference} from {}", self.repository))?;
+        let manifest = RawManifest::new(bytes, content_type.as_deref())
+            .with_context(|| format!("manifest {reference} in {}", self.repository))?;
+        if let ManifestRef::Digest(wanted) = reference {
+            if &manifest.digest != wanted {
+                bail!(
+                    "{} returned a manifest whose bytes hash to {} when asked for {wanted}",
+                    self.registry,
+                    manifest.digest
+                );
+            }
+        }
+        Ok(Some(manifest))
+    }
+
+    async fn put_manifest(&self, manifest: &RawManifest, tag: Option<&str>) -> Result<()> {
+        let reference = match tag {
+            Some(t) => ManifestRef::Tag(t),
+            None => ManifestRef::Digest(&manifest.digest),
+        };
+        let response = self
+            .put_manifest_request(manifest, reference, HeaderMap::new())
+            .await?;
+        self.check_manifest_put(response, manifest, reference).await
+    }
+
+    async fn put_manifest_if(
+        &self,
+        manifest: &RawManifest,
+        tag: &str,
+        expected: Option<&Digest>,
+    ) -> Result<bool> {
+        // Registries rarely honour conditional manifest writes; checking right before the
+        // write narrows the window, and callers re-read afterwards (atomic_tags is false).
+        let current = self.resolve(ManifestRef::Tag(tag)).await?.map(|d| d.digest);
+        if current.as_ref() != expected {
+            return Ok(false);
+        }
+        let mut headers = HeaderMap::new();
+        match expected {
+            Some(d) => headers.insert(
+                header::IF_MATCH,
+                HeaderValue::from_str(&format!("\"{d}\""))?,
+            ),
+            None => headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*")),
+        };
+        let reference = ManifestRef::Tag(tag);
+        let response = self
+            .put_manifest_request(manifest, reference, headers)
+            .await?;
+        if response.status() == StatusCode::PRECONDITION_FAILED {
+            return Ok(false);
+        }
+        self.check_manifest_put(response, manifest, reference)
+            .await?;
+        Ok(true)
+    }
+
+    fn atomic_tags(&self) -> bool {
+        false
+    }
+
+    async fn blob_exists(&self, blob: &Descriptor) -> Result<bool> {
+        let path = format!("/v2/{}/blobs/{}", self.name, blob.digest);
+        let response = self
+            .send(Method::HEAD, &path, HeaderMap::new(), Body::Empty, false)
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(registry_error(
+                response,
+                &self.registry,
+                &format!("checking blob {}", blob.digest),
+            )
+            .await),
+        }
+    }
+
+    async fn open_blob(&self, blob: &Descriptor) -> Result<BlobStream> {
+        let path = format!("/v2/{}/blobs/{}", self.name, blob.digest);
+        let response = self
+            .send(Method::GET, &path, HeaderMap::new(), Body::Empty, false)
+            .await?;
+        match response.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => {
+                bail!("blob {} is missing from {}", blob.digest, self.repository)
+            }
+            _ => {
+                return Err(registry_error(
+                    response,
+                    &self.registry,
+                    &format!("reading blob {}", blob.digest),
+                )
+                .await)
+            }
+        }
+        let stream = response
+            .bytes_stream()
+            .map(|item| item.map_err(std::io::Error::other));
+        Ok(Box::pin(VerifyingStream::new(
+            Box::pin(stream),
+            blob.digest.clone(),
+            blob.size,
+            format!("blob {} from {}", blob.digest, self.repository),
+        )))
+    }
+
+    async fn put_blob(
+        &self,
+        blob: &Descriptor,
+        source: &dyn BlobSource,
+        on_bytes: OnBytes,
+    ) -> Result<BlobTransfer> {
+        // Same registry, other repository: ask the registry to link the blob instead of
+        // moving its bytes.
+        let mount_from = match source.mount_from() {
+            Some(Repository::Registry { registry, name })
+                if registry == &self.registry && name != &self.name =>
+            {
+                Some(name.as_str())
+            }
+            _ => None,
+        };
+        let integrity_failure = Arc::new(Mutex::new(None));
+        let mut attempt = 0;
+        let mut try_mount = mount_from.is_some();
+        loop {
+            let location = match self
+                .start_upload(blob, if try_mount { mount_from } else { None })
+                .await?
+            {
+                None => return Ok(BlobTransfer::Mounted),
+                Some(location) => location,
+            };
+            try_mount = false;
+            let failure = match self
+                .upload_once(
+                    &location,
+                    blob,
+                    source,
+                    on_bytes.clone(),
+                    &integrity_failure,
+                )
+                .await?
+            {
+                Ok(()) => return Ok(BlobTransfer::Uploaded),
+                Err(failure) => failure,
+            };
+            if attempt >= self.client.options.retries {
+                return Err(match failure {
+                    UploadFailure::Response(r) => {
+                        registry_error(
+                            r,
+                            &self.registry,
+                            &format!("blob {} after {attempt} retries", blob.digest),
+                        )
+                        .await
+                    }
+                    UploadFailure::Transport(e) => {
+                        connection_error(&self.registry, &Method::PUT, &location, e)
+                    }
+                });
+            }
+            let wait = match &failure {
+                UploadFailure::Response(r) if r.status() == StatusCode::UNAUTHORIZED => {
+                    let challenge = r
+                        .headers()
+                        .get(header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    self.client
+                        .authenticate(&self.registry, &self.scope(true), challenge.as_deref())
+                        .await?;
+                    Duration::ZERO
+                }
+                UploadFailure::Response(r) => self.client.backoff(attempt, Some(r)),
+                UploadFailure::Transport(_) => self.client.backoff(attempt, None),
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn list_tags(&self) -> Result<Vec<String>> {
+        let mut tags = Vec::new();
+        let mut next = Some(format!("/v2/{}/tags/list", self.name));
+        while let Some(path) = next.take() {
+            let response = self
+                .send(Method::GET, &path, HeaderMap::new(), Body::Empty, false)
+                .await?;
+            match response.status() {
+                StatusCode::NOT_FOUND => return Ok(Vec::new()),
+                s if s.is_success() => {}
+                _ => {
+                    return Err(registry_error(
+                        response,
+                        &self.registry,
+                        &format!("listing tags of {}", self.name),
+                    )
+                    .await)
+                }
+            }
+            next = response
+                .headers()
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .map(|v| {
+                    v.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                });
+            #[derive(serde::Deserialize)]
+            struct TagList {
+                tags: Option<Vec<String>>,
+            }
+            let list: TagList = response
+                .json()
+                .await
+                .with_context(|| format!("{} answered a malformed tag list", self.registry))?;
+            tags.extend(list.tags.unwrap_or_default());
+        }
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+}
+
+impl RemoteRepository {
+    async fn put_manifest_request(
+        &self,
+        manifest: &RawManifest,
+        reference: ManifestRef<'_>,
+        mut headers: HeaderMap,
+    ) -> Result<Response> {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&manifest.media_type)
+                .map_err(|_| anyhow!("invalid media type {:?}", manifest.media_type))?,
+        );
+        let path = self.manifest_path(reference);
+        self.send(
+            Method::PUT,
+            &path,
+            headers,
+            Body::Bytes(manifest.bytes.clone()),
+            true,
+        )
+        .await
+    }
+
+    async fn check_manifest_put(
+        &self,
+        response: Response,
+        manifest: &RawManifest,
+        reference: ManifestRef<'_>,
+    ) -> Result<()> {
+        if !response.status().is_success() {
+            let what = format!(
+                "manifest {} ({}) as {reference} in {}",
+                manifest.digest, manifest.media_type, self.name
+            );
+            return Err(registry_error(response, &self.registry, &what).await);
+        }
+        if let Some(stored) = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if stored != manifest.digest.as_str() {
+                bail!(
+                    "{} stored manifest {} as {stored}: the registry rewrote it",
+                    self.registry,
+                    manifest.digest
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenge() {
+        let (kind, p) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(kind, "Bearer");
+        assert_eq!(p["realm"], "https://auth.example/token");
+        assert_eq!(p["service"], "registry.example");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        let (kind, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
+        assert_eq!(kind, "Basic");
+        assert_eq!(p["realm"], "Registry Realm");
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        assert!(is_retryable(StatusCode::TOO_MANY_REQUESTS));
+        assert!(is_retryable(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!is_retryable(StatusCode::BAD_REQUEST));
+        assert!(!is_retryable(StatusCode::NOT_FOUND));
+    }
+
+    #[test]
+    fn scopes_include_mount_source() {
+        let s = Scope {
+            repository: "a",
+            push: true,
+            mount_from: Some("b"),
+        };
+        assert_eq!(
+            s.scopes(),
+            vec!["repository:a:pull,push", "repository:b:pull"]
+        );
+    }
+
+    #[test]
+    fn insecure_is_per_registry() {
+        let hosts = InsecureRegistries::Hosts(vec!["127.0.0.1:5000".into()]);
+        assert!(hosts.allows("127.0.0.1:5000"));
+        assert!(!hosts.allows("ghcr.io"));
+        assert!(!InsecureRegistries::None.allows("127.0.0.1:5000"));
+    }
+}
