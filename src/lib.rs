@@ -1,10 +1,13 @@
 //! wharf: publish multi-arch container images you can prove are yours.
 //!
-//! Layers, bottom up: [`oci`] (pure data and formats), [`store`] (one trait over registries and
-//! OCI layouts), [`ops`] (push, sign, mirror, verify), [`cli`] (argument parsing and printing).
+//! Layers, bottom up: [`oci`] and [`cosign`] (pure data and formats), [`store`] (one trait over
+//! registries and OCI layouts), [`sign`] (one signer trait over keys and keyless), [`ops`]
+//! (push, sign, mirror, verify), [`cli`] (argument parsing and printing).
 
 pub mod cli;
+pub mod cosign;
 pub mod oci;
 pub mod ops;
+pub mod sign;
 pub mod store;
 pub mod ui;

@@ -1,7 +1,9 @@
 //! The command line: parses arguments, calls an operation, prints its report. No logic of its own.
 
 mod github;
+mod key;
 mod push;
+mod sign;
 
 use crate::store::credentials::{CredentialSource, Credentials, Secret};
 use crate::store::registry::{InsecureRegistries, RegistryOptions};
@@ -82,6 +84,11 @@ pub enum OutputFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Push(push::PushArgs),
+    Sign(sign::SignArgs),
+    Verify(sign::VerifyArgs),
+    Key(key::KeyArgs),
+    /// Generate a cosign-compatible key pair (same as `wharf key generate`).
+    GenerateKeyPair(key::GenerateArgs),
 }
 
 impl GlobalArgs {
@@ -158,6 +165,10 @@ impl GlobalArgs {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Push(args) => push::run(args, &cli.global).await,
+        Command::Sign(args) => sign::run_sign(args, &cli.global).await,
+        Command::Verify(args) => sign::run_verify(args, &cli.global).await,
+        Command::Key(args) => key::run(args, &cli.global),
+        Command::GenerateKeyPair(args) => key::generate(args, &cli.global),
     }
 }
 

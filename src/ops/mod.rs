@@ -1,6 +1,9 @@
 //! Operations, written against the [`crate::store::Store`] trait and (for signing) the signer
 //! trait, never against a concrete registry or layout.
 
+pub mod attach;
 pub mod copy;
 pub mod graph;
 pub mod push;
+pub mod sign;
+pub mod verify;

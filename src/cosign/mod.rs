@@ -1,0 +1,5 @@
+//! cosign's formats (pure data): Simple Signing payloads and the `sha256-<hex>.sig`
+//! signature manifests of its tag scheme.
+
+pub mod payload;
+pub mod sigmanifest;

@@ -1,0 +1,77 @@
+//! Signing: one [`Signer`] trait over a static key (and, later, keyless certificates).
+
+pub mod keys;
+
+use anyhow::{anyhow, Result};
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use p256::PublicKey;
+
+/// What signs wharf's payloads: ECDSA P-256 over SHA-256 of the payload bytes.
+pub trait Signer: Send + Sync {
+    /// An ASN.1 DER signature over `payload`.
+    fn sign(&self, payload: &[u8]) -> Result<Vec<u8>>;
+    /// The public key matching the signatures.
+    fn public_key(&self) -> PublicKey;
+    /// The signing certificate (PEM) for keyless signers; `None` for a static key.
+    fn certificate_pem(&self) -> Option<&str> {
+        None
+    }
+    /// The certificate chain (PEM, leaf excluded) for keyless signers.
+    fn chain_pem(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A static ECDSA P-256 key.
+pub struct KeySigner {
+    key: SigningKey,
+}
+
+impl KeySigner {
+    pub fn new(secret: p256::SecretKey) -> KeySigner {
+        KeySigner {
+            key: SigningKey::from(secret),
+        }
+    }
+}
+
+impl Signer for KeySigner {
+    fn sign(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        let signature: Signature = self.key.sign(payload);
+        let der: DerSignature = signature.to_der();
+        Ok(der.as_bytes().to_vec())
+    }
+
+    fn public_key(&self) -> PublicKey {
+        PublicKey::from(self.key.verifying_key())
+    }
+}
+
+/// Checks an ECDSA P-256/SHA-256 signature (ASN.1 DER, or raw r||s) over `payload`.
+pub fn verify_signature(key: &PublicKey, payload: &[u8], signature: &[u8]) -> Result<()> {
+    let sig = Signature::from_der(signature)
+        .or_else(|_| Signature::from_slice(signature))
+        .map_err(|_| anyhow!("the signature is not an ECDSA signature (malformed encoding)"))?;
+    // Go's crypto/ecdsa may produce high-S signatures; they are valid ECDSA.
+    let sig = sig.normalize_s();
+    VerifyingKey::from(key)
+        .verify(payload, &sig)
+        .map_err(|_| anyhow!("the signature does not verify"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_then_verify() {
+        let signer = KeySigner::new(keys::generate());
+        let sig = signer.sign(b"payload").unwrap();
+        verify_signature(&signer.public_key(), b"payload", &sig).unwrap();
+        assert!(verify_signature(&signer.public_key(), b"other", &sig).is_err());
+        let other = keys::generate().public_key();
+        assert!(verify_signature(&other, b"payload", &sig).is_err());
+        assert!(verify_signature(&other, b"payload", b"junk").is_err());
+    }
+}
