@@ -82,7 +82,7 @@ pub struct VerifyArgs {
     pub recursive: bool,
 
     /// Accept signatures without transparency log evidence (made with --tlog-upload=false).
-    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub insecure_ignore_tlog: bool,
 
     #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
