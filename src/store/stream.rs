@@ -63,27 +63,37 @@ impl VerifyingStream {
 impl Stream for VerifyingStream {
     type Item = io::Result<Bytes>;
 
+    // The check happens as the last expected byte passes, not at end of stream: an HTTP
+    // client that sends a body of known length stops polling once it has that many bytes, so a
+    // check at end of stream would never run and the registry would be the one to complain.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(_) = self.hasher else {
-            return Poll::Ready(None);
-        };
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.seen += chunk.len() as u64;
-                self.hasher.as_mut().expect("checked above").update(&chunk);
-                if self.seen > self.expected_size {
+                let Some(hasher) = self.hasher.as_mut() else {
+                    // Bytes after the verified end: the blob is longer than its descriptor.
+                    return Poll::Ready(Some(Err(self.mismatch(Digest::of(b"")))));
+                };
+                hasher.update(&chunk);
+                if self.seen >= self.expected_size {
                     let actual = self.hasher.take().expect("checked above").finish();
-                    return Poll::Ready(Some(Err(self.mismatch(actual))));
+                    if actual != self.expected_digest || self.seen != self.expected_size {
+                        return Poll::Ready(Some(Err(self.mismatch(actual))));
+                    }
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(None) => {
-                let actual = self.hasher.take().expect("checked above").finish();
-                if actual != self.expected_digest || self.seen != self.expected_size {
-                    return Poll::Ready(Some(Err(self.mismatch(actual))));
+            Poll::Ready(None) => match self.hasher.take() {
+                // Ended early (or the blob is empty): check what we have.
+                Some(hasher) => {
+                    let actual = hasher.finish();
+                    if actual != self.expected_digest || self.seen != self.expected_size {
+                        return Poll::Ready(Some(Err(self.mismatch(actual))));
+                    }
+                    Poll::Ready(None)
                 }
-                Poll::Ready(None)
-            }
+                None => Poll::Ready(None),
+            },
             other => other,
         }
     }
@@ -143,6 +153,22 @@ mod tests {
         let found = integrity_error(&err).expect("integrity error in chain");
         assert_eq!(found.actual_digest, Digest::of(b"abd"));
         assert!(err.to_string().contains("blob x does not match"));
+    }
+
+    #[tokio::test]
+    async fn fails_with_the_last_expected_byte_not_after_it() {
+        let mut s = VerifyingStream::new(chunks(&[b"ab", b"d"]), Digest::of(b"abc"), 3, "b".into());
+        assert!(s.next().await.unwrap().is_ok());
+        assert!(
+            s.next().await.unwrap().is_err(),
+            "the chunk completing the size is refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn fails_on_too_few_bytes() {
+        let s = VerifyingStream::new(chunks(&[b"ab"]), Digest::of(b"abc"), 3, "b".into());
+        assert!(drain(s).await.is_err());
     }
 
     #[tokio::test]
