@@ -1,0 +1,913 @@
+//! End-to-end tests of `wharf push` against real `docker-registry` instances on loopback
+//! ports (see `tests/common`), with skopeo as an independent reference implementation.
+//!
+//! Every test starts its own registry and writes its layouts into its own temp dirs.
+
+mod common;
+
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Layers are small: these tests are about bytes and digests, not throughput.
+const LAYER_SIZE: usize = 64 * 1024;
+
+/// Three platforms (one with a variant) sharing a base layer, plus one own layer each.
+fn multi_arch_spec(seed: u64) -> LayoutSpec {
+    LayoutSpec {
+        platforms: vec!["linux/amd64", "linux/arm64", "linux/arm/v7"],
+        layers_per_platform: 1,
+        layer_size: LAYER_SIZE,
+        shared_layer: true,
+        seed,
+        ..Default::default()
+    }
+}
+
+/// `wharf push [ARGS…] --allow-insecure-registry` (the registries speak plain HTTP).
+fn push_cmd(args: &[&str]) -> Command {
+    let mut cmd = wharf();
+    cmd.arg("push").args(args).arg("--allow-insecure-registry");
+    cmd
+}
+
+/// Runs `wharf push LAYOUT DEST [EXTRA…] --output json` and returns the parsed report.
+fn push_json(layout: &str, dest: &str, extra: &[&str]) -> Value {
+    let mut args = vec![layout, dest];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--output", "json"]);
+    let out = run_ok(&mut push_cmd(&args));
+    parse_json(&out)
+}
+
+fn parse_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\n--- stderr ---\n{}",
+            stdout_of(out),
+            stderr_of(out)
+        )
+    })
+}
+
+/// Runs `cmd` with `input` on its standard input; returns its output (whatever the status).
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wharf");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+    } // closed: EOF
+    child.wait_with_output().expect("wait for wharf")
+}
+
+/// The layout's path as a `wharf push` source argument, with `:REF` when given.
+fn source(layout: &BuiltLayout, reference: Option<&str>) -> String {
+    match reference {
+        Some(r) => format!("{}:{r}", layout.dir.display()),
+        None => layout.dir.display().to_string(),
+    }
+}
+
+/// Asserts a failed command printed exactly one stderr line, starting `wharf: error:`;
+/// returns that line.
+fn single_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure");
+    let stderr = stderr_of(out);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one stderr line, got:\n{stderr}\n--- stdout ---\n{}",
+        stdout_of(out)
+    );
+    assert!(
+        lines[0].starts_with("wharf: error:"),
+        "stderr does not start with `wharf: error:`: {stderr}"
+    );
+    assert!(
+        stdout_of(out).trim().is_empty(),
+        "a failed push printed on stdout: {}",
+        stdout_of(out)
+    );
+    eprintln!("error line: {}", lines[0]);
+    lines[0].to_string()
+}
+
+fn assert_mentions(line: &str, words: &[&str]) {
+    for word in words {
+        assert!(
+            line.contains(word),
+            "error {line:?} does not mention {word:?}"
+        );
+    }
+}
+
+/// Every manifest of `layout` is in `repo` by digest, byte-for-byte; every config and
+/// layer too.
+fn assert_layout_in_registry(reg: &Registry, repo: &str, layout: &BuiltLayout) {
+    for digest in &layout.manifest_digests {
+        let (bytes, _) = reg
+            .get_manifest(repo, digest)
+            .unwrap_or_else(|| panic!("manifest {digest} missing from {repo}"));
+        assert!(
+            bytes == layout.read_blob(digest),
+            "manifest {digest} in {repo} differs from the layout's bytes"
+        );
+    }
+    for digest in &layout.blob_digests {
+        let bytes = reg
+            .get_blob(repo, digest)
+            .unwrap_or_else(|| panic!("blob {digest} missing from {repo}"));
+        assert!(
+            bytes == layout.read_blob(digest),
+            "blob {digest} in {repo} differs"
+        );
+    }
+}
+
+/// Checks the `manifests[]` of a push report against the layout's platforms.
+fn assert_report_platforms(report: &Value, layout: &BuiltLayout) {
+    let manifests = report["manifests"].as_array().expect("manifests array");
+    for (platform, digest) in &layout.platforms {
+        let entry = manifests
+            .iter()
+            .find(|m| m["platform"] == json!(platform))
+            .unwrap_or_else(|| panic!("report lists no {platform}: {report:#}"));
+        assert_eq!(entry["digest"], json!(digest), "digest of {platform}");
+        assert_eq!(
+            entry["size"],
+            json!(layout.read_blob(digest).len()),
+            "size of {platform}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pushing to a registry
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn multi_arch_layout_pushes_by_digest_then_tags() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(11));
+    let dest = reg.repo("app");
+
+    let report = push_json(&source(&layout, None), &dest, &[]);
+    assert_eq!(report["digest"], json!(layout.root_digest), "{report:#}");
+    assert_eq!(report["mediaType"], json!(media_type::OCI_INDEX));
+    assert_eq!(report["size"], json!(layout.root_size));
+    assert_eq!(
+        report["reference"],
+        json!(format!("{dest}@{}", layout.root_digest))
+    );
+    assert_eq!(report["tags"], json!([]));
+    let manifests = report["manifests"].as_array().expect("manifests array");
+    assert_eq!(manifests.len(), 3, "{report:#}");
+    assert_report_platforms(&report, &layout);
+    let platforms: Vec<&str> = manifests
+        .iter()
+        .map(|m| m["platform"].as_str().unwrap_or("-"))
+        .collect();
+    assert!(platforms.contains(&"linux/arm/v7"), "{platforms:?}");
+
+    assert_layout_in_registry(&reg, "app", &layout);
+    let (root, content_type) = reg.get_manifest("app", &layout.root_digest).unwrap();
+    assert!(root == layout.read_blob(&layout.root_digest));
+    assert_eq!(content_type, media_type::OCI_INDEX);
+    assert_eq!(
+        reg.tags("app"),
+        Vec::<String>::new(),
+        "push by digest tagged"
+    );
+
+    let report = push_json(
+        &source(&layout, None),
+        &dest,
+        &["--tag", "v1", "--tag", "latest"],
+    );
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    let mut tags: Vec<String> = serde_json::from_value(report["tags"].clone()).unwrap();
+    tags.sort();
+    assert_eq!(tags, ["latest", "v1"]);
+    assert_eq!(reg.tags("app"), ["latest", "v1"]);
+    for tag in ["v1", "latest"] {
+        assert_eq!(
+            reg.manifest_digest("app", tag).as_deref(),
+            Some(layout.root_digest.as_str()),
+            "tag {tag}"
+        );
+    }
+}
+
+#[test]
+fn skopeo_inspect_raw_returns_the_layout_root_bytes() {
+    let skopeo = require_tool("skopeo");
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(12));
+    let report = push_json(&source(&layout, Some("v1")), &reg.repo("app"), &[]);
+    assert_eq!(report["digest"], json!(layout.root_digest));
+
+    let out = run_ok(
+        Command::new(skopeo)
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!(
+                "docker://{}@{}",
+                reg.repo("app"),
+                layout.root_digest
+            )),
+    );
+    assert!(
+        out.stdout == layout.read_blob(&layout.root_digest),
+        "skopeo inspect --raw differs from the layout's root manifest:\n{}",
+        stdout_of(&out)
+    );
+}
+
+#[test]
+fn skopeo_copy_yields_the_same_digests_as_wharf() {
+    let skopeo = require_tool("skopeo");
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(13));
+
+    let report = push_json(&source(&layout, None), &reg.repo("by-wharf"), &[]);
+    run_ok(
+        Command::new(skopeo)
+            .args([
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}:v1", layout.dir.display()))
+            .arg(format!("docker://{}:v1", reg.repo("by-skopeo"))),
+    );
+
+    let skopeo_root = reg
+        .manifest_digest("by-skopeo", "v1")
+        .expect("skopeo pushed no v1");
+    assert_eq!(report["digest"], json!(skopeo_root), "root digests differ");
+    let (wharf_root, _) = reg.get_manifest("by-wharf", &skopeo_root).unwrap();
+    let (skopeo_root_bytes, _) = reg.get_manifest("by-skopeo", &skopeo_root).unwrap();
+    assert!(wharf_root == skopeo_root_bytes);
+
+    // Children: what the index lists is what both tools stored.
+    let index: Value = serde_json::from_slice(&skopeo_root_bytes).unwrap();
+    let children: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(children.len(), 3);
+    let reported: Vec<&str> = report["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    for child in children {
+        assert!(reported.contains(&child), "wharf did not report {child}");
+        let (w, _) = reg
+            .get_manifest("by-wharf", child)
+            .unwrap_or_else(|| panic!("{child} missing from by-wharf"));
+        let (s, _) = reg
+            .get_manifest("by-skopeo", child)
+            .unwrap_or_else(|| panic!("{child} missing from by-skopeo"));
+        assert!(w == s, "manifest {child} differs between wharf and skopeo");
+    }
+}
+
+#[test]
+fn nested_index_digests_are_preserved() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        nested_index: true,
+        ..multi_arch_spec(14)
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    assert_eq!(layout.manifest_digests.len(), 5); // 3 images, inner index, root
+
+    let report = push_json(&source(&layout, None), &reg.repo("nested"), &["-t", "v1"]);
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    assert_report_platforms(&report, &layout);
+    // Every manifest below the root, the inner index included.
+    let mut reported: Vec<String> = report["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+    reported.sort();
+    let mut expected: Vec<String> = layout
+        .manifest_digests
+        .iter()
+        .filter(|d| **d != layout.root_digest)
+        .cloned()
+        .collect();
+    expected.sort();
+    assert_eq!(reported, expected, "{report:#}");
+
+    assert_layout_in_registry(&reg, "nested", &layout);
+    assert_eq!(
+        reg.manifest_digest("nested", "v1").as_deref(),
+        Some(layout.root_digest.as_str())
+    );
+}
+
+#[test]
+fn docker_media_types_are_preserved() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        docker_media_types: true,
+        ..multi_arch_spec(15)
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    assert_eq!(layout.root_media_type, media_type::DOCKER_LIST);
+
+    let report = push_json(&source(&layout, None), &reg.repo("docker"), &["-t", "v1"]);
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    assert_eq!(report["mediaType"], json!(media_type::DOCKER_LIST));
+    assert_report_platforms(&report, &layout);
+    assert_layout_in_registry(&reg, "docker", &layout);
+
+    let (_, content_type) = reg.get_manifest("docker", &layout.root_digest).unwrap();
+    assert_eq!(content_type, media_type::DOCKER_LIST);
+    let (_, content_type) = reg.get_manifest("docker", "v1").unwrap();
+    assert_eq!(content_type, media_type::DOCKER_LIST);
+    for (platform, digest) in &layout.platforms {
+        let (_, content_type) = reg.get_manifest("docker", digest).unwrap();
+        assert_eq!(content_type, media_type::DOCKER_MANIFEST, "{platform}");
+    }
+}
+
+#[test]
+fn single_manifest_layout_digest_is_preserved() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        single_manifest: true,
+        ..multi_arch_spec(16)
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    assert_eq!(layout.root_media_type, media_type::OCI_MANIFEST);
+
+    let report = push_json(&source(&layout, None), &reg.repo("single"), &["-t", "v1"]);
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    assert_eq!(report["mediaType"], json!(media_type::OCI_MANIFEST));
+    assert_eq!(report["manifests"], json!([]), "{report:#}");
+    assert_layout_in_registry(&reg, "single", &layout);
+    let (bytes, content_type) = reg.get_manifest("single", "v1").unwrap();
+    assert!(bytes == layout.read_blob(&layout.root_digest));
+    assert_eq!(content_type, media_type::OCI_MANIFEST);
+}
+
+#[test]
+fn second_push_moves_nothing() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(17));
+    let dest = reg.repo("again");
+
+    let first = push_json(&source(&layout, None), &dest, &[]);
+    assert_eq!(first["stats"]["manifests_written"], json!(4), "{first:#}");
+    // 3 configs + 3 own layers + 1 shared layer.
+    assert_eq!(first["stats"]["blobs_uploaded"], json!(7), "{first:#}");
+
+    let mark = reg.request_count();
+    let second = push_json(&source(&layout, None), &dest, &[]);
+    let requests = reg.requests_since(mark);
+
+    assert_eq!(second["digest"], json!(layout.root_digest));
+    assert_eq!(second["stats"]["manifests_written"], json!(0), "{second:#}");
+    assert_eq!(second["stats"]["blobs_uploaded"], json!(0), "{second:#}");
+    assert_eq!(second["stats"]["bytes_uploaded"], json!(0), "{second:#}");
+    let writes: Vec<_> = requests
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "PUT" | "PATCH" | "POST"))
+        .collect();
+    assert!(writes.is_empty(), "second push wrote: {writes:#?}");
+    assert!(
+        requests.len() <= 2,
+        "second push sent {} requests: {requests:#?}",
+        requests.len()
+    );
+    let root_head = format!("/v2/again/manifests/{}", layout.root_digest);
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "HEAD" && r.uri == root_head),
+        "no HEAD of the root manifest: {requests:#?}"
+    );
+    for r in &requests {
+        assert!(
+            r.uri == root_head || r.uri == "/v2/",
+            "unexpected request {} {}",
+            r.method,
+            r.uri
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// oci:DIR destinations
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn oci_destination_round_trips() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(18));
+    let out_dir = tmp.path().join("out");
+
+    let to_dir = push_json(
+        &source(&layout, None),
+        &format!("oci:{}", out_dir.display()),
+        &["--tag", "v1"],
+    );
+    assert_eq!(to_dir["digest"], json!(layout.root_digest));
+
+    // OUT is a valid layout holding the image under v1, byte-for-byte.
+    let marker: Value =
+        serde_json::from_slice(&fs::read(out_dir.join("oci-layout")).unwrap()).unwrap();
+    assert_eq!(marker["imageLayoutVersion"], "1.0.0");
+    let index: Value =
+        serde_json::from_slice(&fs::read(out_dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["schemaVersion"], 2);
+    let entries = index["manifests"].as_array().expect("index.json manifests");
+    let v1: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["annotations"][REF_NAME_ANNOTATION] == "v1")
+        .collect();
+    assert_eq!(v1.len(), 1, "index.json: {index:#}");
+    assert_eq!(v1[0]["digest"], json!(layout.root_digest));
+    assert_eq!(v1[0]["mediaType"], json!(media_type::OCI_INDEX));
+    assert_eq!(v1[0]["size"], json!(layout.root_size));
+    for digest in layout.manifest_digests.iter().chain(&layout.blob_digests) {
+        let copied = fs::read(blob_path(&out_dir, digest))
+            .unwrap_or_else(|e| panic!("{digest} not in the output layout: {e}"));
+        assert!(copied == layout.read_blob(digest), "{digest} differs");
+    }
+
+    // And OUT:v1 pushes to a registry with the same digests.
+    let to_registry = push_json(
+        &format!("{}:v1", out_dir.display()),
+        &reg.repo("round-trip"),
+        &["--tag", "v1"],
+    );
+    assert_eq!(to_registry["digest"], json!(layout.root_digest));
+    assert_eq!(to_registry["manifests"], to_dir["manifests"]);
+    assert_layout_in_registry(&reg, "round-trip", &layout);
+    assert_eq!(
+        reg.manifest_digest("round-trip", "v1").as_deref(),
+        Some(layout.root_digest.as_str())
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Credentials
+// ---------------------------------------------------------------------------------------
+
+const USER: &str = "pusher";
+const PASSWORD: &str = "s3cret-Pa55word-4711";
+const WRONG_PASSWORD: &str = "wrong-Pa55word-0815";
+
+#[test]
+fn basic_auth_with_docker_config() {
+    let reg = Registry::start_with_basic_auth(USER, PASSWORD);
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(19));
+    let config = reg.docker_config(&tmp.path().join("docker"));
+
+    let out = run_ok(
+        push_cmd(&[
+            &source(&layout, None),
+            &reg.repo("private"),
+            "--tag",
+            "v1",
+            "--output",
+            "json",
+        ])
+        .env("DOCKER_CONFIG", &config),
+    );
+    let report = parse_json(&out);
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    assert_layout_in_registry(&reg, "private", &layout);
+    assert_eq!(reg.tags("private"), ["v1"]);
+    assert!(!stdout_of(&out).contains(PASSWORD));
+    assert!(!stderr_of(&out).contains(PASSWORD));
+}
+
+#[test]
+fn basic_auth_with_username_and_password_on_stdin() {
+    let reg = Registry::start_with_basic_auth(USER, PASSWORD);
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(20));
+
+    let out = run_with_stdin(
+        &mut push_cmd(&[
+            &source(&layout, None),
+            &reg.repo("private"),
+            "--tag",
+            "v1",
+            "--output",
+            "json",
+            "--registry-username",
+            USER,
+            "--registry-password-stdin",
+        ]),
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "push failed:\n{}\n{}",
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    let report = parse_json(&out);
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    assert_layout_in_registry(&reg, "private", &layout);
+    assert_eq!(reg.tags("private"), ["v1"]);
+    assert!(!stdout_of(&out).contains(PASSWORD));
+    assert!(!stderr_of(&out).contains(PASSWORD));
+}
+
+#[test]
+fn basic_auth_with_a_wrong_password_fails_cleanly() {
+    let reg = Registry::start_with_basic_auth(USER, PASSWORD);
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(21));
+
+    // Wrong password on stdin.
+    let out = run_with_stdin(
+        &mut push_cmd(&[
+            &source(&layout, None),
+            &reg.repo("private"),
+            "--tag",
+            "v1",
+            "--registry-username",
+            USER,
+            "--registry-password-stdin",
+        ]),
+        &format!("{WRONG_PASSWORD}\n"),
+    );
+    check_auth_failure(&reg, &out);
+
+    // Wrong password in the Docker config.
+    let config_dir = tmp.path().join("docker");
+    fs::create_dir_all(&config_dir).unwrap();
+    let auth = base64_encode(&format!("{USER}:{WRONG_PASSWORD}"));
+    fs::write(
+        config_dir.join("config.json"),
+        serde_json::to_vec(&json!({ "auths": { reg.addr(): { "auth": auth } } })).unwrap(),
+    )
+    .unwrap();
+    let out = run_fail(
+        push_cmd(&[&source(&layout, None), &reg.repo("private"), "--tag", "v1"])
+            .env("DOCKER_CONFIG", &config_dir),
+    );
+    check_auth_failure(&reg, &out);
+}
+
+fn check_auth_failure(reg: &Registry, out: &Output) {
+    let line = single_error_line(out);
+    assert_mentions(&line, &[reg.addr()]);
+    let lower = line.to_lowercase();
+    assert!(
+        ["credentials", "password", "unauthorized"]
+            .iter()
+            .any(|w| lower.contains(w)),
+        "error does not say the credentials were refused: {line}"
+    );
+    for text in [stdout_of(out), stderr_of(out)] {
+        assert!(!text.contains(WRONG_PASSWORD), "password leaked: {text}");
+        assert!(!text.contains(PASSWORD), "password leaked: {text}");
+        assert!(
+            !text.contains(&base64_encode(&format!("{USER}:{WRONG_PASSWORD}"))),
+            "encoded credentials leaked: {text}"
+        );
+    }
+    assert_eq!(reg.tags("private"), Vec::<String>::new(), "tag written");
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input: one clear error line, nothing tagged
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn missing_blob_in_layout_is_named() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(22));
+    let arm = layout.platform_digest("linux/arm64").to_string();
+    let manifest: Value = serde_json::from_slice(&layout.read_blob(&arm)).unwrap();
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    remove_blob(&layout.dir, &layer);
+
+    let mark = reg.request_count();
+    let out = run_fail(&mut push_cmd(&[
+        &source(&layout, None),
+        &reg.repo("app"),
+        "--tag",
+        "v1",
+    ]));
+    let line = single_error_line(&out);
+    assert_mentions(
+        &line,
+        &[&layer, "missing", &layout.dir.display().to_string()],
+    );
+    assert_eq!(reg.tags("app"), Vec::<String>::new());
+    // Checked before anything is written anywhere.
+    let writes: Vec<_> = reg
+        .requests_since(mark)
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.method != "HEAD")
+        .collect();
+    assert!(writes.is_empty(), "wrote before failing: {writes:#?}");
+}
+
+#[test]
+fn corrupt_blob_in_layout_is_refused() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(23));
+    let amd = layout.platform_digest("linux/amd64").to_string();
+    let manifest: Value = serde_json::from_slice(&layout.read_blob(&amd)).unwrap();
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    corrupt_blob(&layout.dir, &layer);
+
+    let out = run_fail(&mut push_cmd(&[
+        &source(&layout, None),
+        &reg.repo("app"),
+        "--tag",
+        "v1",
+    ]));
+    let line = single_error_line(&out);
+    // The fault is the layout's: the message says which blob of which layout is bad.
+    assert_mentions(
+        &line,
+        &[&layer, "does not match", &layout.dir.display().to_string()],
+    );
+    assert_eq!(reg.tags("app"), Vec::<String>::new());
+    // Neither the corrupt blob nor anything pointing at it reached the registry.
+    assert!(!reg.blob_exists("app", &layer));
+    assert_eq!(reg.manifest_digest("app", &amd), None);
+    assert_eq!(reg.manifest_digest("app", &layout.root_digest), None);
+}
+
+/// The same corruption with a layout directory as destination: nothing of the image lands
+/// there, and the error names the bad blob.
+#[test]
+fn corrupt_blob_in_layout_is_refused_for_an_oci_destination() {
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(28));
+    let amd = layout.platform_digest("linux/amd64").to_string();
+    let manifest: Value = serde_json::from_slice(&layout.read_blob(&amd)).unwrap();
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    corrupt_blob(&layout.dir, &layer);
+    let out_dir = tmp.path().join("out");
+
+    let out = run_fail(&mut push_cmd(&[
+        &source(&layout, None),
+        &format!("oci:{}", out_dir.display()),
+        "--tag",
+        "v1",
+    ]));
+    let line = single_error_line(&out);
+    assert_mentions(
+        &line,
+        &[&layer, "does not match", &layout.dir.display().to_string()],
+    );
+    assert!(!blob_path(&out_dir, &layer).exists(), "corrupt blob copied");
+    assert!(
+        !blob_path(&out_dir, &layout.root_digest).exists(),
+        "root written"
+    );
+    if let Ok(index) = fs::read(out_dir.join("index.json")) {
+        let index: Value = serde_json::from_slice(&index).unwrap();
+        assert_eq!(index["manifests"], json!([]), "tag written: {index:#}");
+    }
+}
+
+#[test]
+fn unknown_ref_is_named() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(24));
+
+    let out = run_fail(&mut push_cmd(&[
+        &source(&layout, Some("nope")),
+        &reg.repo("app"),
+        "--tag",
+        "v1",
+    ]));
+    let line = single_error_line(&out);
+    assert_mentions(&line, &["nope", &layout.dir.display().to_string()]);
+    assert!(line.contains("not found"), "{line}");
+    assert_eq!(reg.tags("app"), Vec::<String>::new());
+    assert_eq!(reg.request_count(), 0, "{:#?}", reg.requests());
+}
+
+#[test]
+fn malformed_index_json_is_named() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(25));
+    fs::write(layout.dir.join("index.json"), b"{\"manifests\": [garbage").unwrap();
+
+    let out = run_fail(&mut push_cmd(&[
+        &source(&layout, None),
+        &reg.repo("app"),
+        "--tag",
+        "v1",
+    ]));
+    let line = single_error_line(&out);
+    assert_mentions(&line, &["index.json", &layout.dir.display().to_string()]);
+    assert_eq!(reg.tags("app"), Vec::<String>::new());
+}
+
+#[test]
+fn unreachable_registry_is_named() {
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(26));
+    let addr = format!("127.0.0.1:{}", free_port());
+
+    let out = run_fail(&mut push_cmd(&[
+        &source(&layout, None),
+        &format!("{addr}/app"),
+        "--tag",
+        "v1",
+        "--retries",
+        "1",
+    ]));
+    let line = single_error_line(&out);
+    assert_mentions(&line, &["cannot reach", &addr]);
+}
+
+/// A layout whose only image has one non-distributable ("foreign") layer with a URL: wharf
+/// does not upload such a layer (clients fetch it from the URL), but distribution 2.8
+/// refuses manifests carrying URLs unless `validation.manifests.urls.allow` admits them.
+fn foreign_layer_layout(dir: &Path) -> (String, String) {
+    let blobs = dir.join("blobs").join("sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        fs::write(blobs.join(sha256_hex(bytes)), bytes).unwrap();
+        (digest_of(bytes), bytes.len())
+    };
+    let layer_bytes = b"a foreign layer that lives elsewhere";
+    let layer_digest = digest_of(layer_bytes); // not in the layout, on purpose
+    let config = serde_json::to_vec_pretty(&json!({
+        "architecture": "amd64",
+        "os": "windows",
+        "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
+    }))
+    .unwrap();
+    let (config_digest, config_size) = put(&config);
+    let manifest = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_MANIFEST,
+        "config": {
+            "mediaType": media_type::OCI_CONFIG,
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "digest": layer_digest,
+            "size": layer_bytes.len(),
+            "urls": ["https://foreign.example.com/layer.tar.gz"],
+        }],
+    }))
+    .unwrap();
+    let (manifest_digest, manifest_size) = put(&manifest);
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_INDEX,
+        "manifests": [{
+            "mediaType": media_type::OCI_MANIFEST,
+            "digest": manifest_digest,
+            "size": manifest_size,
+            "annotations": { REF_NAME_ANNOTATION: "v1" },
+        }],
+    });
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec_pretty(&index).unwrap(),
+    )
+    .unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    (manifest_digest, layer_digest)
+}
+
+#[test]
+fn registry_refusing_a_manifest_is_named() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let dir = tmp.path().join("foreign");
+    let (manifest_digest, layer_digest) = foreign_layer_layout(&dir);
+
+    let out = run_fail(&mut push_cmd(&[
+        &format!("{}:v1", dir.display()),
+        &reg.repo("foreign"),
+        "--tag",
+        "v1",
+        // distribution answers this refusal with a 500, which wharf retries with backoff.
+        "--retries",
+        "1",
+    ]));
+    let line = single_error_line(&out);
+    assert_mentions(&line, &[reg.addr(), &manifest_digest]);
+    assert!(line.contains("refused"), "{line}");
+    assert_eq!(reg.tags("foreign"), Vec::<String>::new());
+    assert_eq!(reg.manifest_digest("foreign", &manifest_digest), None);
+    // The foreign layer itself was never uploaded.
+    assert!(!reg.blob_exists("foreign", &layer_digest));
+}
+
+// ---------------------------------------------------------------------------------------
+// Command line and CI integration
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn help_and_version() {
+    let out = run_ok(wharf().arg("--help"));
+    let help = stdout_of(&out);
+    assert!(help.contains("Usage"), "{help}");
+    assert!(help.contains("push"), "{help}");
+
+    let out = run_ok(wharf().args(["push", "--help"]));
+    let help = stdout_of(&out);
+    assert!(help.contains("Usage: wharf push"), "{help}");
+    assert!(help.contains("--tag"), "{help}");
+    assert!(help.contains("--allow-insecure-registry"), "{help}");
+
+    let out = run_ok(wharf().arg("--version"));
+    let version = stdout_of(&out);
+    assert_eq!(
+        version.trim(),
+        format!("wharf {}", env!("CARGO_PKG_VERSION")),
+        "{version}"
+    );
+}
+
+#[test]
+fn github_output_gets_the_digests() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(27));
+    let output_file = tmp.path().join("github_output");
+    let summary_file = tmp.path().join("github_summary");
+
+    run_ok(
+        push_cmd(&[&source(&layout, None), &reg.repo("ci"), "-q"])
+            .env("GITHUB_OUTPUT", &output_file)
+            .env("GITHUB_STEP_SUMMARY", &summary_file),
+    );
+    let outputs = fs::read_to_string(&output_file).expect("GITHUB_OUTPUT written");
+    let lines: Vec<&str> = outputs.lines().collect();
+    assert!(
+        lines.contains(&format!("digest={}", layout.root_digest).as_str()),
+        "{outputs}"
+    );
+    assert!(
+        lines.contains(&format!("reference={}@{}", reg.repo("ci"), layout.root_digest).as_str()),
+        "{outputs}"
+    );
+    for (name, platform) in [
+        ("linux-amd64", "linux/amd64"),
+        ("linux-arm64", "linux/arm64"),
+        ("linux-arm-v7", "linux/arm/v7"),
+    ] {
+        let line = format!("digest-{name}={}", layout.platform_digest(platform));
+        assert!(lines.contains(&line.as_str()), "no {line} in\n{outputs}");
+    }
+    let summary = fs::read_to_string(&summary_file).expect("GITHUB_STEP_SUMMARY written");
+    assert!(summary.contains(&layout.root_digest), "{summary}");
+}
