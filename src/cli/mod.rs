@@ -2,6 +2,7 @@
 
 mod github;
 mod key;
+mod mirror;
 mod push;
 mod sign;
 
@@ -84,6 +85,7 @@ pub enum OutputFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Push(push::PushArgs),
+    Mirror(mirror::MirrorArgs),
     Sign(sign::SignArgs),
     Verify(sign::VerifyArgs),
     Key(key::KeyArgs),
@@ -165,6 +167,7 @@ impl GlobalArgs {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Push(args) => push::run(args, &cli.global).await,
+        Command::Mirror(args) => mirror::run(args, &cli.global).await,
         Command::Sign(args) => sign::run_sign(args, &cli.global).await,
         Command::Verify(args) => sign::run_verify(args, &cli.global).await,
         Command::Key(args) => key::run(args, &cli.global),

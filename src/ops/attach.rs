@@ -21,7 +21,7 @@ pub enum Attached {
 
 /// How long to wait before checking that a write survived: longer than any other writer's
 /// read-to-write window (two small requests).
-fn settle_delay() -> Duration {
+pub(crate) fn settle_delay() -> Duration {
     let jitter = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

@@ -4,6 +4,8 @@
 pub mod attach;
 pub mod copy;
 pub mod graph;
+pub mod mirror;
 pub mod push;
+pub mod referrers;
 pub mod sign;
 pub mod verify;

@@ -103,6 +103,12 @@ pub trait Store: Send + Sync {
 
     async fn list_tags(&self) -> Result<Vec<String>>;
 
+    /// The manifests whose `subject` is `digest`, through the OCI 1.1 referrers API. `None`
+    /// when the store has no such API: callers then use the `sha256-<hex>` fallback tag.
+    async fn referrers(&self, _digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        Ok(None)
+    }
+
     /// The manifest a reference with neither tag nor digest means. Only a layout with a single
     /// entry in its `index.json` has one.
     async fn default_manifest(&self) -> Result<Descriptor> {

@@ -482,6 +482,8 @@ pub struct RemoteRepository {
     repository: Repository,
     registry: String,
     name: String,
+    /// Whether the registry answers the referrers API, learnt from the first call.
+    referrers_api: tokio::sync::OnceCell<bool>,
 }
 
 impl RemoteRepository {
@@ -494,6 +496,7 @@ impl RemoteRepository {
             name: name.clone(),
             client,
             repository,
+            referrers_api: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -982,6 +985,35 @@ impl Store for RemoteRepository {
         tags.sort();
         tags.dedup();
         Ok(tags)
+    }
+
+    async fn referrers(&self, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        if self.referrers_api.get() == Some(&false) {
+            return Ok(None);
+        }
+        let path = format!("/v2/{}/referrers/{digest}", self.name);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(media::OCI_INDEX));
+        let response = self
+            .send(Method::GET, &path, headers, Body::Empty, false)
+            .await?;
+        let status = response.status();
+        // A registry with the API answers 200 (an empty index when nothing refers to the
+        // digest); anything else means no API.
+        if !status.is_success() {
+            let _ = self.referrers_api.set(false);
+            return Ok(None);
+        }
+        let _ = self.referrers_api.set(true);
+        let bytes = response.bytes().await?;
+        let index: crate::oci::manifest::ImageIndex =
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} answered a malformed referrers index for {digest}",
+                    self.registry
+                )
+            })?;
+        Ok(Some(index.manifests))
     }
 }
 

@@ -1,0 +1,79 @@
+use super::{default_jobs, github, GlobalArgs};
+use crate::oci::ImageRef;
+use crate::ops::mirror::{mirror, MirrorRequest};
+use anyhow::Result;
+use clap::Args;
+use std::fmt::Write;
+use std::process::ExitCode;
+
+/// Copy an image with its signatures, attestations and referrers, byte for byte.
+///
+/// Copies the index, every platform's manifest and blob, and everything attached to any of
+/// them: cosign's sha256-<hex>.sig/.att/.sbom tags and OCI 1.1 referrers (through the referrers
+/// API, or the sha256-<hex> fallback tag index), recursively. Digests at the destination equal
+/// the source's, so the same `verify` command works against either. The destination gets the
+/// source tag (if SRC names one) and any --tag, and only once everything is in place; no other
+/// tag is created. Rerunning skips what already arrived.
+///
+/// SRC and DST are HOST/REPO[:TAG|@DIGEST] or oci:DIR[:REF], in any combination.
+///
+/// Examples:
+///   wharf mirror ghcr.io/acme/app:v1.2.0 123456789.dkr.ecr.eu-west-1.amazonaws.com/app
+///   wharf mirror docker.io/acme/app@sha256:... oci:./airgap
+///   wharf mirror oci:./airgap:v1.2.0 registry.internal/acme/app
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct MirrorArgs {
+    #[arg(value_name = "SRC")]
+    pub source: String,
+
+    #[arg(value_name = "DST")]
+    pub dest: String,
+
+    /// Extra tag for the image at the destination (repeatable).
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// How many transfers to run at once.
+    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    pub jobs: usize,
+}
+
+pub async fn run(args: &MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let request = MirrorRequest {
+        source: ImageRef::parse(&args.source)?,
+        dest: ImageRef::parse(&args.dest)?,
+        tags: args.tags.clone(),
+        jobs: args.jobs,
+    };
+    let stores = global.stores()?;
+    let report = mirror(&stores, &request, &global.progress()).await?;
+    github::set_outputs(&[
+        ("digest".into(), report.digest.clone()),
+        ("reference".into(), report.reference.clone()),
+    ])?;
+    global.print(&report, || {
+        let mut s = String::new();
+        let _ = writeln!(s, "mirrored {} to {}", report.source, report.reference);
+        for m in &report.manifests {
+            let _ = writeln!(s, "  {:<16} {}", m.platform.as_deref().unwrap_or("-"), m.digest);
+        }
+        let a = &report.artifacts;
+        let _ = writeln!(
+            s,
+            "  attached: {} signature, {} attestation, {} sbom manifests, {} referrers copied; {} already there",
+            a.signatures, a.attestations, a.sboms, a.referrers, a.unchanged
+        );
+        let st = &report.stats;
+        let _ = writeln!(
+            s,
+            "  blobs: {} copied ({} bytes), {} mounted, {} already there",
+            st.blobs_uploaded, st.bytes_uploaded, st.blobs_mounted, st.blobs_skipped
+        );
+        for t in &report.tags {
+            let _ = writeln!(s, "  tagged {}:{t}", report.destination);
+        }
+        s
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

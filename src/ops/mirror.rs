@@ -1,0 +1,297 @@
+//! `wharf mirror`: copy a release with everything attached to it, byte for byte.
+//!
+//! Order: the image graph; then, for every manifest in it (and, recursively, every attached
+//! artifact), cosign's `.sig`/`.att`/`.sbom` tags and OCI referrers, each artifact's content
+//! before the tag or index that names it; the requested tags last. An interrupted mirror can be
+//! rerun: whatever already arrived is skipped after one HEAD.
+
+use super::copy::{check_blobs_present, copy_graph, CopyStats};
+use super::graph::{read_graph, Graph};
+use super::referrers;
+use crate::cosign::sigmanifest;
+use crate::oci::{Descriptor, Digest, ImageRef, Manifest, RawManifest};
+use crate::store::{resolve_reference, ManifestRef, Store, Stores};
+use crate::ui::Progress;
+use anyhow::{bail, Context, Result};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+pub struct MirrorRequest {
+    pub source: ImageRef,
+    pub dest: ImageRef,
+    pub tags: Vec<String>,
+    pub jobs: usize,
+}
+
+#[derive(Debug, Default, Serialize, Clone)]
+pub struct ArtifactCounts {
+    pub signatures: u64,
+    pub attestations: u64,
+    pub sboms: u64,
+    pub referrers: u64,
+    /// Attachments the destination already had.
+    pub unchanged: u64,
+    /// Tag-scheme manifests whose destination copy held layers the source lacks: merged
+    /// instead of overwritten, so they are not byte-identical.
+    pub merged: u64,
+    pub referrer_indexes_written: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MirroredManifest {
+    pub platform: Option<String>,
+    pub digest: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MirrorReport {
+    pub source: String,
+    pub destination: String,
+    pub digest: String,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub reference: String,
+    pub manifests: Vec<MirroredManifest>,
+    pub tags: Vec<String>,
+    pub artifacts: ArtifactCounts,
+    pub stats: CopyStats,
+}
+
+struct Mirror<'a> {
+    src: &'a dyn Store,
+    dst: &'a dyn Store,
+    source_tags: HashSet<String>,
+    jobs: usize,
+    progress: &'a Progress,
+    stats: Mutex<CopyStats>,
+    counts: Mutex<ArtifactCounts>,
+}
+
+const TAG_KINDS: [&str; 3] = ["sig", "att", "sbom"];
+
+impl Mirror<'_> {
+    async fn copy(&self, graph: &Graph) -> Result<()> {
+        if self.src.repository().is_layout() {
+            check_blobs_present(self.src, graph, self.jobs).await?;
+        }
+        let stats = copy_graph(self.src, self.dst, graph, self.jobs, self.progress).await?;
+        self.stats.lock().expect("stats").add(&stats);
+        Ok(())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ArtifactCounts)) {
+        f(&mut self.counts.lock().expect("counts"));
+    }
+
+    /// Copies everything attached to `subject`; returns the attached manifests' digests, whose
+    /// own attachments are copied next.
+    async fn attachments(&self, subject: &Digest) -> Result<Vec<Digest>> {
+        let mut found = Vec::new();
+        for kind in TAG_KINDS {
+            let tag = format!("{}.{kind}", subject.tag_prefix());
+            if !self.source_tags.contains(&tag) {
+                continue;
+            }
+            let Some(src_desc) = self.src.resolve(ManifestRef::Tag(&tag)).await? else {
+                continue;
+            };
+            found.push(src_desc.digest.clone());
+            let dst_desc = self.dst.resolve(ManifestRef::Tag(&tag)).await?;
+            if dst_desc.as_ref().map(|d| &d.digest) == Some(&src_desc.digest) {
+                self.count(|c| c.unchanged += 1);
+                continue;
+            }
+            let graph = read_graph(self.src, &src_desc, self.jobs).await?;
+            self.copy(&graph)
+                .await
+                .with_context(|| format!("copying {tag}"))?;
+            let merged = self
+                .write_tag_artifact(&tag, &graph.root().manifest)
+                .await?;
+            self.count(|c| {
+                match kind {
+                    "sig" => c.signatures += 1,
+                    "att" => c.attestations += 1,
+                    _ => c.sboms += 1,
+                }
+                if merged {
+                    c.merged += 1;
+                }
+            });
+        }
+
+        let (referrers, exact_index) = referrers::list(self.src, subject).await?;
+        if !referrers.is_empty() {
+            for referrer in &referrers {
+                found.push(referrer.digest.clone());
+                if self
+                    .dst
+                    .resolve(ManifestRef::Digest(&referrer.digest))
+                    .await?
+                    .is_some()
+                {
+                    self.count(|c| c.unchanged += 1);
+                    continue;
+                }
+                let graph = read_graph(self.src, referrer, self.jobs).await?;
+                self.copy(&graph).await.with_context(|| {
+                    format!("copying referrer {} of {subject}", referrer.digest)
+                })?;
+                self.count(|c| c.referrers += 1);
+            }
+            // A registry with the referrers API indexes them itself; otherwise keep the
+            // fallback tag index up to date.
+            if self.dst.referrers(subject).await?.is_none()
+                && referrers::merge_into_fallback_index(
+                    self.dst,
+                    subject,
+                    &referrers,
+                    exact_index.as_ref(),
+                )
+                .await?
+            {
+                self.count(|c| c.referrer_indexes_written += 1);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes a `.sig`/`.att`/`.sbom` manifest at its tag: the source's exact bytes, unless the
+    /// destination's copy holds layers the source lacks (signatures added at the mirror), which
+    /// are kept by merging. Returns whether it merged.
+    async fn write_tag_artifact(&self, tag: &str, source: &RawManifest) -> Result<bool> {
+        let source_layers = match source.parse()? {
+            Manifest::Image(m) => m.layers,
+            Manifest::Index(_) => {
+                self.dst.put_manifest(source, Some(tag)).await?;
+                return Ok(false);
+            }
+        };
+        for _ in 0..10 {
+            let current = self.dst.get_manifest(ManifestRef::Tag(tag)).await?;
+            let extra: Vec<Descriptor> = match current.as_ref().map(|c| c.parse()).transpose()? {
+                Some(Manifest::Image(m)) => m
+                    .layers
+                    .into_iter()
+                    .filter(|l| {
+                        !source_layers
+                            .iter()
+                            .any(|s| s.digest == l.digest && s.annotations == l.annotations)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let (manifest, merged) = if extra.is_empty() {
+                (source.clone(), false)
+            } else {
+                let layers: Vec<Descriptor> = source_layers.iter().cloned().chain(extra).collect();
+                let artifact = sigmanifest::build(&layers);
+                self.dst
+                    .put_blob(
+                        &artifact.config_descriptor,
+                        &crate::store::BytesBlob(artifact.config.clone()),
+                        crate::store::no_progress(),
+                    )
+                    .await?;
+                (artifact.manifest, true)
+            };
+            if self
+                .dst
+                .put_manifest_if(&manifest, tag, current.as_ref().map(|c| &c.digest))
+                .await?
+            {
+                return Ok(merged);
+            }
+        }
+        bail!(
+            "{tag} in {} kept changing while it was being mirrored",
+            self.dst.repository()
+        )
+    }
+}
+
+pub async fn mirror(
+    stores: &Stores,
+    request: &MirrorRequest,
+    progress: &Progress,
+) -> Result<MirrorReport> {
+    let src = stores.open(&request.source).await?;
+    let root = resolve_reference(src.as_ref(), &request.source).await?;
+    if let Some(wanted) = &request.dest.digest {
+        if wanted != &root.digest {
+            bail!(
+                "{} resolves to {}, not {wanted} as the destination reference says",
+                request.source,
+                root.digest
+            );
+        }
+    }
+    let graph = read_graph(src.as_ref(), &root, request.jobs).await?;
+    let dst = stores.open_for_write(&request.dest).await?;
+    let source_tags: HashSet<String> = src.list_tags().await?.into_iter().collect();
+    let mirror = Mirror {
+        src: src.as_ref(),
+        dst: dst.as_ref(),
+        source_tags,
+        jobs: request.jobs.max(1),
+        progress,
+        stats: Mutex::default(),
+        counts: Mutex::default(),
+    };
+    mirror.copy(&graph).await?;
+
+    // Attachments, breadth-first over the image's manifests and whatever is attached to them.
+    let mut seen: HashSet<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
+    let mut frontier: Vec<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
+    while !frontier.is_empty() {
+        let found: Vec<Vec<Digest>> = stream::iter(frontier)
+            .map(|d| {
+                let mirror = &mirror;
+                async move { mirror.attachments(&d).await }
+            })
+            .buffered(mirror.jobs)
+            .try_collect()
+            .await?;
+        frontier = found
+            .into_iter()
+            .flatten()
+            .filter(|d| seen.insert(d.clone()))
+            .collect();
+    }
+
+    // Tags last: the image and everything attached to it are in place.
+    let mut tags: Vec<String> = request
+        .source
+        .tag
+        .iter()
+        .chain(request.dest.tag.iter())
+        .chain(&request.tags)
+        .cloned()
+        .collect();
+    tags.sort();
+    tags.dedup();
+    for tag in &tags {
+        dst.put_manifest(&graph.root().manifest, Some(tag)).await?;
+    }
+
+    let root_node = graph.root();
+    Ok(MirrorReport {
+        source: format!("{}@{}", src.repository(), root_node.digest()),
+        destination: dst.repository().to_string(),
+        digest: root_node.digest().to_string(),
+        media_type: root_node.manifest.media_type.clone(),
+        reference: format!("{}@{}", dst.repository(), root_node.digest()),
+        manifests: graph.nodes[1..]
+            .iter()
+            .map(|n| MirroredManifest {
+                platform: n.platform.as_ref().map(|p| p.to_string()),
+                digest: n.digest().to_string(),
+            })
+            .collect(),
+        tags,
+        artifacts: mirror.counts.into_inner().expect("counts"),
+        stats: mirror.stats.into_inner().expect("stats"),
+    })
+}
