@@ -9,5 +9,6 @@ pub mod cosign;
 pub mod oci;
 pub mod ops;
 pub mod sign;
+pub mod sigstore;
 pub mod store;
 pub mod ui;

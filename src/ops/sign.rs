@@ -7,7 +7,8 @@ use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{self, SIGNATURE_ANNOTATION};
 use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Platform};
-use crate::sign::{verify_signature, Signer};
+use crate::sign::{keys, verify_signature, Signer};
+use crate::sigstore::rekor;
 use crate::store::{ManifestRef, Store};
 use crate::ui::Progress;
 use anyhow::{anyhow, Context, Result};
@@ -16,6 +17,12 @@ use base64::Engine;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Where signatures are logged (Rekor), when they are.
+pub struct Tlog {
+    pub http: reqwest::Client,
+    pub rekor_url: String,
+}
 
 pub struct SignRequest {
     pub digest: Digest,
@@ -66,58 +73,24 @@ pub async fn targets(
 pub async fn sign(
     store: &dyn Store,
     signer: &dyn Signer,
+    tlog: Option<&Tlog>,
     request: &SignRequest,
     progress: &Progress,
 ) -> Result<SignReport> {
     let targets = targets(store, &request.digest, request.recursive, request.jobs).await?;
     let bar = progress.items("signing", targets.len() as u64);
-    let docker_reference = store.repository().docker_reference();
-    let public_key = signer.public_key();
     let signed: Vec<SignedManifest> = stream::iter(targets)
         .map(|(digest, platform)| {
-            let (docker_reference, bar, public_key) = (&docker_reference, &bar, &public_key);
+            let bar = &bar;
             async move {
-                let payload =
-                    SimpleSigning::new(docker_reference, &digest, &request.annotations).to_bytes();
-                let signature = signer.sign(&payload)?;
-                let mut annotations = Annotations::new();
-                annotations.insert(SIGNATURE_ANNOTATION.to_string(), B64.encode(&signature));
-                if let Some(cert) = signer.certificate_pem() {
-                    annotations.insert(
-                        sigmanifest::CERTIFICATE_ANNOTATION.to_string(),
-                        cert.to_string(),
-                    );
-                }
-                if let Some(chain) = signer.chain_pem() {
-                    annotations
-                        .insert(sigmanifest::CHAIN_ANNOTATION.to_string(), chain.to_string());
-                }
-                let layer = sigmanifest::signature_layer(&payload, annotations);
-                let tag = sigmanifest::signature_tag(&digest);
-                // The same payload already signed by this key (a rerun, or cosign with the same
-                // key) is as good as ours: one signature per manifest per key.
-                let same_key_same_payload = |d: &Descriptor| {
-                    d.digest == layer.digest
-                        && d.annotation(SIGNATURE_ANNOTATION)
-                            .and_then(|s| B64.decode(s).ok())
-                            .is_some_and(|sig| verify_signature(public_key, &payload, &sig).is_ok())
-                        && signer.certificate_pem().is_none()
-                };
-                let outcome = append_layer(
-                    store,
-                    &tag,
-                    &layer,
-                    payload.clone().into(),
-                    &same_key_same_payload,
-                    &|_| false,
-                )
-                .await
-                .with_context(|| format!("signing {digest}"))?;
+                let outcome = sign_manifest(store, signer, tlog, &digest, &request.annotations)
+                    .await
+                    .with_context(|| format!("signing {digest}"))?;
                 bar.inc(1);
                 Ok::<_, anyhow::Error>(SignedManifest {
+                    signature_tag: sigmanifest::signature_tag(&digest),
                     digest: digest.to_string(),
                     platform: platform.map(|p| p.to_string()),
-                    signature_tag: tag,
                     added: outcome == Attached::Added,
                 })
             }
@@ -129,5 +102,82 @@ pub async fn sign(
     Ok(SignReport {
         repository: store.repository().to_string(),
         signed,
+    })
+}
+
+/// Signs one manifest: payload, signature, optional Rekor entry, appended to its `.sig`.
+async fn sign_manifest(
+    store: &dyn Store,
+    signer: &dyn Signer,
+    tlog: Option<&Tlog>,
+    digest: &Digest,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Attached> {
+    let docker_reference = store.repository().docker_reference();
+    let payload = SimpleSigning::new(&docker_reference, digest, annotations).to_bytes();
+    let tag = sigmanifest::signature_tag(digest);
+    let public_key = signer.public_key();
+    // The same payload already signed by this key (a rerun, or cosign with the same key) is as
+    // good as a new signature: one signature per manifest per key. Checked before signing so a
+    // rerun does not log a new Rekor entry either. Keyless certificates differ every run.
+    let payload_digest = Digest::of(&payload);
+    let same_key_same_payload = |d: &Descriptor| {
+        signer.certificate_pem().is_none()
+            && d.digest == payload_digest
+            && d.annotation(SIGNATURE_ANNOTATION)
+                .and_then(|s| B64.decode(s).ok())
+                .is_some_and(|sig| verify_signature(&public_key, &payload, &sig).is_ok())
+    };
+    if existing_layers(store, &tag)
+        .await?
+        .iter()
+        .any(same_key_same_payload)
+    {
+        return Ok(Attached::AlreadyPresent);
+    }
+    let signature = signer.sign(&payload)?;
+    let mut layer_annotations = Annotations::new();
+    layer_annotations.insert(SIGNATURE_ANNOTATION.to_string(), B64.encode(&signature));
+    if let Some(cert) = signer.certificate_pem() {
+        layer_annotations.insert(
+            sigmanifest::CERTIFICATE_ANNOTATION.to_string(),
+            cert.to_string(),
+        );
+    }
+    if let Some(chain) = signer.chain_pem() {
+        layer_annotations.insert(sigmanifest::CHAIN_ANNOTATION.to_string(), chain.to_string());
+    }
+    if let Some(tlog) = tlog {
+        let verifier = match signer.certificate_pem() {
+            Some(cert) => cert.to_string(),
+            None => keys::public_key_pem(&public_key),
+        };
+        let entry = rekor::hashedrekord(&payload, &signature, &verifier);
+        let bundle = rekor::upload(&tlog.http, &tlog.rekor_url, &entry).await?;
+        layer_annotations.insert(
+            sigmanifest::BUNDLE_ANNOTATION.to_string(),
+            bundle.to_annotation(),
+        );
+    }
+    let layer = sigmanifest::signature_layer(&payload, layer_annotations);
+    append_layer(
+        store,
+        &tag,
+        &layer,
+        payload.clone().into(),
+        &same_key_same_payload,
+        &|_| false,
+    )
+    .await
+}
+
+/// The layers of the tag-scheme manifest at `tag`, if any.
+pub async fn existing_layers(store: &dyn Store, tag: &str) -> Result<Vec<Descriptor>> {
+    Ok(match store.get_manifest(ManifestRef::Tag(tag)).await? {
+        Some(raw) => match raw.parse()? {
+            crate::oci::Manifest::Image(m) => m.layers,
+            crate::oci::Manifest::Index(_) => Vec::new(),
+        },
+        None => Vec::new(),
     })
 }

@@ -1,27 +1,34 @@
 //! `wharf verify`: fail-closed verification of cosign tag-scheme signatures, by digest.
 //!
-//! A manifest passes only if it exists and at least one signature on its `.sig` verifies under
-//! the policy and signs exactly that manifest's digest. Every other outcome is an error that
-//! says which check failed, for which manifest.
+//! A manifest passes only if it exists and at least one signature on its `.sig` satisfies the
+//! policy (a key, or a certificate identity and issuer), has the required transparency-log
+//! evidence, and signs exactly that manifest's digest. Otherwise the error names the most
+//! specific check that failed, for which manifest.
 
 use super::sign::targets;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{
-    self, BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
+    self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
 };
 use crate::oci::{Descriptor, Digest, Manifest, Platform};
 use crate::sign::{keys, verify_signature};
+use crate::sigstore::cert::{verify_chain, verify_embedded_sct, IdentityPolicy, SigningCert};
+use crate::sigstore::rekor::Bundle;
+use crate::sigstore::trust::TrustRoot;
 use crate::store::{ManifestRef, Store};
 use anyhow::{anyhow, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
+use p256::pkcs8::EncodePublicKey;
 use p256::PublicKey;
 use serde::Serialize;
 
 /// Who must have signed.
 pub enum Policy {
     Key(PublicKey),
+    /// Keyless: a Fulcio certificate for this identity and issuer.
+    Identity(IdentityPolicy),
 }
 
 pub struct VerifyRequest {
@@ -29,6 +36,8 @@ pub struct VerifyRequest {
     pub recursive: bool,
     /// Accept signatures without transparency-log evidence.
     pub ignore_tlog: bool,
+    /// Rekor and CT log keys, Fulcio CAs.
+    pub trust: TrustRoot,
     pub jobs: usize,
 }
 
@@ -47,19 +56,18 @@ pub struct VerifyReport {
     pub checks: Vec<String>,
 }
 
-/// Why one signature layer did not count, most specific first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Rejection {
-    /// Verifies, but signs another manifest: a `.sig` copied from elsewhere.
-    OtherDigest(String),
-    /// Verifies, but carries no transparency-log evidence while it is required.
-    NoTlog,
-    /// The payload blob's bytes do not match the layer's digest.
-    PayloadAltered(String),
-    /// The signature does not verify under the key.
-    NotVerified,
-    /// The signature or payload cannot be decoded at all.
-    Malformed(String),
+/// Why one signature layer did not count. Lower rank = more specific, reported first: "it is
+/// signed by the right key but for another image" tells more than "some layer is garbled".
+struct Rejection {
+    rank: u8,
+    message: String,
+}
+
+fn reject(rank: u8, message: impl Into<String>) -> Rejection {
+    Rejection {
+        rank,
+        message: message.into(),
+    }
 }
 
 const MAX_PAYLOAD: u64 = 1 << 20;
@@ -72,14 +80,8 @@ pub async fn verify(
     let targets = targets(store, &request.digest, request.recursive, request.jobs).await?;
     let verified: Vec<VerifiedManifest> = stream::iter(targets)
         .map(|(digest, platform)| async move {
-            let payloads = verify_manifest(
-                store,
-                policy,
-                &digest,
-                platform.as_ref(),
-                request.ignore_tlog,
-            )
-            .await?;
+            let payloads =
+                verify_manifest(store, policy, request, &digest, platform.as_ref()).await?;
             Ok::<_, anyhow::Error>(VerifiedManifest {
                 digest: digest.to_string(),
                 platform: platform.map(|p| p.to_string()),
@@ -92,11 +94,25 @@ pub async fn verify(
     let mut checks = vec![
         "the image manifest exists and was looked up by digest".to_string(),
         "the cosign claims were validated (the payload signs exactly this digest)".to_string(),
-        "the signatures were verified against the specified public key".to_string(),
     ];
+    match policy {
+        Policy::Key(_) => {
+            checks.push("the signatures were verified against the specified public key".into())
+        }
+        Policy::Identity(_) => {
+            checks.push(
+                "the certificate chains to a trusted Fulcio CA and carries a valid SCT".into(),
+            );
+            checks.push("the certificate identity and OIDC issuer match the policy".into());
+        }
+    }
     if request.ignore_tlog {
-        checks
-            .push("transparency log evidence was NOT checked (--insecure-ignore-tlog)".to_string());
+        checks.push("transparency log evidence was NOT checked (--insecure-ignore-tlog)".into());
+    } else {
+        checks.push(
+            "the transparency log bundle (SET) was verified offline and matches the signature"
+                .into(),
+        );
     }
     Ok(VerifyReport {
         repository: store.repository().to_string(),
@@ -105,21 +121,17 @@ pub async fn verify(
     })
 }
 
-fn describe(digest: &Digest, platform: Option<&Platform>) -> String {
-    match platform {
-        Some(p) => format!("{digest} ({p})"),
-        None => digest.to_string(),
-    }
-}
-
 async fn verify_manifest(
     store: &dyn Store,
     policy: &Policy,
+    request: &VerifyRequest,
     digest: &Digest,
     platform: Option<&Platform>,
-    ignore_tlog: bool,
 ) -> Result<Vec<serde_json::Value>> {
-    let what = describe(digest, platform);
+    let what = match platform {
+        Some(p) => format!("{digest} ({p})"),
+        None => digest.to_string(),
+    };
     let repo = store.repository();
     let tag = sigmanifest::signature_tag(digest);
     let Some(raw) = store.get_manifest(ManifestRef::Tag(&tag)).await? else {
@@ -151,8 +163,8 @@ async fn verify_manifest(
     }
     let mut payloads = Vec::new();
     let mut rejections = Vec::new();
-    for layer in signatures {
-        match check_layer(store, policy, digest, layer, ignore_tlog).await? {
+    for layer in &signatures {
+        match check_layer(store, policy, request, digest, layer).await? {
             Ok(payload) => payloads.push(payload),
             Err(r) => rejections.push(r),
         }
@@ -160,80 +172,172 @@ async fn verify_manifest(
     if !payloads.is_empty() {
         return Ok(payloads);
     }
-    rejections.sort();
-    let n = rejections.len();
-    let fingerprint = match policy {
-        Policy::Key(k) => keys::fingerprint(k),
+    rejections.sort_by_key(|r| r.rank);
+    let best = rejections.remove(0);
+    let others = if signatures.len() > 1 {
+        format!(" ({} signatures in {tag}, none valid)", signatures.len())
+    } else {
+        String::new()
     };
-    Err(match rejections.remove(0) {
-        Rejection::OtherDigest(other) => anyhow!(
-            "signature for another image on {what}: {tag} verifies but signs {other}, not {digest} (a signature copied from another image?)"
-        ),
-        Rejection::NoTlog => anyhow!(
-            "signature on {what} has no transparency log bundle; pass --insecure-ignore-tlog to accept signatures made with --tlog-upload=false"
-        ),
-        Rejection::PayloadAltered(detail) => anyhow!("tampered signature payload on {what}: {detail}"),
-        Rejection::NotVerified => anyhow!(
-            "no valid signature on {what}: none of the {n} signature(s) in {tag} verifies under the key {fingerprint} (wrong key, or the payload or signature was altered)"
-        ),
-        Rejection::Malformed(detail) => anyhow!("signature invalid on {what}: {detail}"),
-    })
+    Err(anyhow!(
+        "verification failed for {what}: {}{others}",
+        best.message
+    ))
 }
 
 /// Checks one signature layer. Outer `Err`: the store failed; inner: this layer does not count.
 async fn check_layer(
     store: &dyn Store,
     policy: &Policy,
+    request: &VerifyRequest,
     digest: &Digest,
     layer: &Descriptor,
-    ignore_tlog: bool,
 ) -> Result<std::result::Result<serde_json::Value, Rejection>> {
     let Some(signature_b64) = layer.annotation(SIGNATURE_ANNOTATION) else {
-        return Ok(Err(Rejection::Malformed(
-            "a signature layer has no signature annotation".into(),
+        return Ok(Err(reject(
+            9,
+            "signature invalid: a signature layer has no signature annotation",
         )));
     };
     let Ok(signature) = B64.decode(signature_b64.trim()) else {
-        return Ok(Err(Rejection::Malformed(
-            "a signature annotation is not base64".into(),
+        return Ok(Err(reject(
+            9,
+            "signature invalid: the signature annotation is not base64",
         )));
     };
     if layer.size > MAX_PAYLOAD {
-        return Ok(Err(Rejection::Malformed(format!(
-            "a payload is {} bytes, too large to be a signature payload",
-            layer.size
-        ))));
+        return Ok(Err(reject(
+            9,
+            "signature invalid: the payload is too large to be a signature payload",
+        )));
     }
     let payload = match store.open_blob(layer).await {
         Ok(stream) => match stream.map_ok(|b| b.to_vec()).try_concat().await {
             Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(Rejection::PayloadAltered(e.to_string()))),
+            Err(e) => return Ok(Err(reject(7, format!("tampered signature payload: {e}")))),
         },
-        Err(e) => return Ok(Err(Rejection::PayloadAltered(format!("{e:#}")))),
+        Err(e) => {
+            return Ok(Err(reject(
+                7,
+                format!("signature payload unavailable: {e:#}"),
+            )))
+        }
     };
-    match policy {
+
+    // Who signed, and is the signature theirs?
+    let (verifier_der, certificate) = match policy {
         Policy::Key(key) => {
             if verify_signature(key, &payload, &signature).is_err() {
-                return Ok(Err(Rejection::NotVerified));
+                return Ok(Err(reject(
+                    8,
+                    format!(
+                        "no signature verifies under the key {} (wrong key, or the payload or signature was altered)",
+                        keys::fingerprint(key)
+                    ),
+                )));
             }
+            (key.to_public_key_der()?.as_bytes().to_vec(), None)
         }
-    }
+        Policy::Identity(_) => {
+            let Some(pem) = layer.annotation(CERTIFICATE_ANNOTATION) else {
+                return Ok(Err(reject(
+                    6,
+                    "the signature has no certificate (it was made with a key: verify with --key)",
+                )));
+            };
+            let cert = match SigningCert::from_pem(pem) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Ok(Err(reject(
+                        9,
+                        format!("malformed signing certificate: {e:#}"),
+                    )))
+                }
+            };
+            if verify_signature(&cert.public_key, &payload, &signature).is_err() {
+                return Ok(Err(reject(
+                    8,
+                    "the signature does not verify under its certificate's key (the payload or signature was altered)",
+                )));
+            }
+            (cert.der.clone(), Some(cert))
+        }
+    };
+
     let parsed = match SimpleSigning::parse(&payload) {
         Ok(p) => p,
-        Err(e) => return Ok(Err(Rejection::Malformed(format!("{e:#}")))),
+        Err(e) => return Ok(Err(reject(9, format!("signature invalid: {e:#}")))),
     };
     if parsed.signed_digest() != digest.as_str() {
-        return Ok(Err(Rejection::OtherDigest(
-            parsed.signed_digest().to_string(),
+        return Ok(Err(reject(
+            0,
+            format!(
+                "signature for another image: it verifies but signs {}, not {digest} (a signature copied from another image?)",
+                parsed.signed_digest()
+            ),
         )));
     }
-    if !ignore_tlog {
-        if layer.annotation(BUNDLE_ANNOTATION).is_none() {
-            return Ok(Err(Rejection::NoTlog));
+
+    // When was it signed? The log says; without the log only "now" can be checked.
+    let signed_at = if request.ignore_tlog {
+        now()
+    } else {
+        let Some(bundle) = layer.annotation(BUNDLE_ANNOTATION) else {
+            return Ok(Err(reject(
+                3,
+                "the signature has no transparency log bundle; pass --insecure-ignore-tlog to accept signatures made with --tlog-upload=false",
+            )));
+        };
+        let bundle = match Bundle::parse(bundle) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(reject(3, format!("{e:#}")))),
+        };
+        if let Err(e) = bundle.verify_set(&request.trust) {
+            return Ok(Err(reject(
+                2,
+                format!("transparency log evidence invalid: {e:#}"),
+            )));
         }
-        return Err(anyhow!(
-            "the signature on {digest} carries a transparency log bundle, which this version of wharf cannot verify yet; pass --insecure-ignore-tlog to rely on the key alone"
-        ));
+        if let Err(e) = bundle.check_body(&payload, &signature, &verifier_der) {
+            return Ok(Err(reject(
+                2,
+                format!("transparency log evidence invalid: {e:#}"),
+            )));
+        }
+        bundle.payload.integrated_time
+    };
+
+    if let (Policy::Identity(identity), Some(cert)) = (policy, certificate) {
+        if signed_at < cert.not_before || signed_at > cert.not_after {
+            return Ok(Err(reject(
+                2,
+                format!(
+                    "the signature was made outside the certificate's validity (signed at {signed_at}, certificate valid {}..{}){}",
+                    cert.not_before,
+                    cert.not_after,
+                    if request.ignore_tlog { ": without the transparency log the signing time is unknown, so an expired certificate fails" } else { "" }
+                ),
+            )));
+        }
+        let ca = match verify_chain(&cert, &request.trust, signed_at) {
+            Ok(ca) => ca,
+            Err(e) => return Ok(Err(reject(1, format!("{e:#}")))),
+        };
+        if !request.trust.ct_keys.is_empty() {
+            if let Err(e) = verify_embedded_sct(&cert, &ca.chain[0], &request.trust.ct_keys) {
+                return Ok(Err(reject(1, format!("{e:#}"))));
+            }
+        }
+        if let Err(e) = identity.check(&cert) {
+            return Ok(Err(reject(1, format!("{e:#}"))));
+        }
     }
     Ok(Ok(serde_json::from_slice(&payload).expect("parsed above")))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64
 }

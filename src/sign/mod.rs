@@ -1,5 +1,6 @@
 //! Signing: one [`Signer`] trait over a static key (and, later, keyless certificates).
 
+pub mod keyless;
 pub mod keys;
 
 use anyhow::{anyhow, Result};

@@ -1,0 +1,183 @@
+//! Rekor: logging a signature as a `hashedrekord` entry, the bundle cosign stores beside it
+//! (`dev.sigstore.cosign/bundle`), and checking that bundle offline.
+
+use super::trust::TrustRoot;
+use anyhow::{anyhow, bail, Context, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use p256::ecdsa::signature::Verifier;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+
+/// The bundle annotation, exactly as cosign writes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bundle {
+    #[serde(rename = "SignedEntryTimestamp")]
+    pub signed_entry_timestamp: String,
+    #[serde(rename = "Payload")]
+    pub payload: BundlePayload,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BundlePayload {
+    pub body: String,
+    #[serde(rename = "integratedTime")]
+    pub integrated_time: i64,
+    #[serde(rename = "logIndex")]
+    pub log_index: i64,
+    #[serde(rename = "logID")]
+    pub log_id: String,
+}
+
+/// A `hashedrekord` entry proposal for a signature over `payload` by `verifier` (a PEM
+/// certificate or public key).
+pub fn hashedrekord(payload: &[u8], signature: &[u8], verifier_pem: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(payload))}},
+            "signature": {
+                "content": B64.encode(signature),
+                "publicKey": {"content": B64.encode(verifier_pem.as_bytes())},
+            },
+        },
+    })
+}
+
+/// Logs an entry and returns the bundle proving it.
+pub async fn upload(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    entry: &serde_json::Value,
+) -> Result<Bundle> {
+    let url = format!("{}/api/v1/log/entries", rekor_url.trim_end_matches('/'));
+    let response = http
+        .post(&url)
+        .json(entry)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Rekor at {rekor_url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "Rekor at {rekor_url} refused the entry: {status}: {}",
+            text.chars().take(300).collect::<String>()
+        );
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Entry {
+        body: String,
+        integrated_time: i64,
+        #[serde(rename = "logID")]
+        log_id: String,
+        log_index: i64,
+        verification: Verification,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Verification {
+        signed_entry_timestamp: String,
+    }
+    let entries: BTreeMap<String, Entry> = serde_json::from_str(&text)
+        .with_context(|| format!("Rekor at {rekor_url} answered malformed JSON"))?;
+    let entry = entries
+        .into_values()
+        .next()
+        .ok_or_else(|| anyhow!("Rekor at {rekor_url} returned no entry"))?;
+    Ok(Bundle {
+        signed_entry_timestamp: entry.verification.signed_entry_timestamp,
+        payload: BundlePayload {
+            body: entry.body,
+            integrated_time: entry.integrated_time,
+            log_index: entry.log_index,
+            log_id: entry.log_id,
+        },
+    })
+}
+
+impl Bundle {
+    pub fn parse(annotation: &str) -> Result<Bundle> {
+        serde_json::from_str(annotation).context("the transparency log bundle is malformed")
+    }
+
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("bundle serialises")
+    }
+
+    /// Checks the Signed Entry Timestamp: the log's signature over the canonical JSON of the
+    /// entry, with the log key the entry's `logID` names.
+    pub fn verify_set(&self, trust: &TrustRoot) -> Result<()> {
+        let log_id = hex::decode(&self.payload.log_id)
+            .map_err(|_| anyhow!("the bundle's logID is not hex"))?;
+        let key = trust.rekor_key(&log_id).ok_or_else(|| {
+            anyhow!(
+                "the bundle names transparency log {} which the trusted root does not know",
+                self.payload.log_id
+            )
+        })?;
+        // Canonical JSON: keys sorted, no whitespace (the payload holds only strings and ints).
+        let canonical = serde_json::to_vec(&serde_json::json!({
+            "body": self.payload.body,
+            "integratedTime": self.payload.integrated_time,
+            "logID": self.payload.log_id,
+            "logIndex": self.payload.log_index,
+        }))?;
+        let set = B64
+            .decode(&self.signed_entry_timestamp)
+            .map_err(|_| anyhow!("the Signed Entry Timestamp is not base64"))?;
+        let sig = p256::ecdsa::Signature::from_der(&set)
+            .map_err(|_| anyhow!("the Signed Entry Timestamp is malformed"))?;
+        p256::ecdsa::VerifyingKey::from(&key.key)
+            .verify(&canonical, &sig.normalize_s())
+            .map_err(|_| {
+                anyhow!("the Signed Entry Timestamp does not verify: the bundle was altered")
+            })?;
+        if !key.valid.contains(self.payload.integrated_time) {
+            bail!("the log key was not valid at the entry's integrated time");
+        }
+        Ok(())
+    }
+
+    /// Checks the logged entry is about this signature: same payload hash, same signature,
+    /// same certificate or key.
+    pub fn check_body(&self, payload: &[u8], signature: &[u8], verifier_der: &[u8]) -> Result<()> {
+        let body = B64
+            .decode(&self.payload.body)
+            .map_err(|_| anyhow!("the log entry body is not base64"))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&body).context("the log entry body is not JSON")?;
+        let kind = body["kind"].as_str().unwrap_or("");
+        if kind != "hashedrekord" {
+            bail!("the log entry is a {kind:?} entry, not hashedrekord");
+        }
+        let spec = &body["spec"];
+        let mismatch = || anyhow!("the log entry is for a different signature");
+        if spec["data"]["hash"]["value"].as_str() != Some(&hex::encode(Sha256::digest(payload))) {
+            return Err(mismatch());
+        }
+        let logged_sig = spec["signature"]["content"]
+            .as_str()
+            .and_then(|s| B64.decode(s).ok())
+            .ok_or_else(mismatch)?;
+        if logged_sig != signature {
+            return Err(mismatch());
+        }
+        let logged_key = spec["signature"]["publicKey"]["content"]
+            .as_str()
+            .and_then(|s| B64.decode(s).ok())
+            .ok_or_else(mismatch)?;
+        let logged_der = pem_rfc7468::decode_vec(&logged_key)
+            .map(|(_, d)| d)
+            .map_err(|_| mismatch())?;
+        if logged_der != verifier_der {
+            return Err(anyhow!(
+                "the log entry is for a different certificate or key"
+            ));
+        }
+        Ok(())
+    }
+}

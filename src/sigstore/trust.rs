@@ -1,0 +1,267 @@
+//! Sigstore trust material: a `trusted_root.json` (Fulcio CA chains, Rekor and CT log keys).
+//! The public-good instance's root is embedded; private deployments pass their own.
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use der::Decode;
+use p256::pkcs8::DecodePublicKey;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use x509_cert::Certificate;
+
+const PUBLIC_GOOD: &str = include_str!("public_good_trusted_root.json");
+
+/// A time window in Unix seconds; `end` open when `None`.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: i64,
+    pub end: Option<i64>,
+}
+
+impl Window {
+    pub fn contains(&self, t: i64) -> bool {
+        t >= self.start && self.end.is_none_or(|e| t <= e)
+    }
+}
+
+/// A log's signing key (Rekor or a CT log), found by its id: SHA-256 of its DER SPKI.
+#[derive(Debug, Clone)]
+pub struct LogKey {
+    pub id: [u8; 32],
+    pub key: p256::PublicKey,
+    pub valid: Window,
+    pub base_url: String,
+}
+
+/// A certificate authority: its chain from intermediate(s) to root.
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    pub chain: Vec<Certificate>,
+    pub valid: Window,
+    pub uri: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrustRoot {
+    pub rekor_keys: Vec<LogKey>,
+    pub ct_keys: Vec<LogKey>,
+    pub authorities: Vec<CertificateAuthority>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RootJson {
+    media_type: Option<String>,
+    #[serde(default)]
+    tlogs: Vec<LogJson>,
+    #[serde(default)]
+    certificate_authorities: Vec<CaJson>,
+    #[serde(default)]
+    ctlogs: Vec<LogJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogJson {
+    #[serde(default)]
+    base_url: String,
+    public_key: KeyJson,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyJson {
+    raw_bytes: Option<String>,
+    key_details: Option<String>,
+    valid_for: Option<ValidJson>,
+}
+
+#[derive(Deserialize)]
+struct ValidJson {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CaJson {
+    #[serde(default)]
+    uri: String,
+    cert_chain: ChainJson,
+    valid_for: Option<ValidJson>,
+}
+
+#[derive(Deserialize)]
+struct ChainJson {
+    certificates: Vec<RawJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawJson {
+    raw_bytes: String,
+}
+
+fn window(v: &Option<ValidJson>) -> Result<Window> {
+    let Some(v) = v else {
+        return Ok(Window {
+            start: 0,
+            end: None,
+        });
+    };
+    Ok(Window {
+        start: v
+            .start
+            .as_deref()
+            .map(parse_rfc3339)
+            .transpose()?
+            .unwrap_or(0),
+        end: v.end.as_deref().map(parse_rfc3339).transpose()?,
+    })
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.frac]Z` into Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Result<i64> {
+    let bad = || anyhow!("invalid timestamp {s:?}");
+    let s = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = s.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    let time = time.split('.').next().ok_or_else(bad)?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return Err(bad());
+    }
+    Ok(days_from_civil(d[0], d[1], d[2]) * 86400 + t[0] * 3600 + t[1] * 60 + t[2])
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+fn log_key(log: &LogJson) -> Result<Option<LogKey>> {
+    let Some(raw) = &log.public_key.raw_bytes else {
+        return Ok(None);
+    };
+    let der = B64.decode(raw).context("a log key is not base64")?;
+    // Only ECDSA P-256 logs are supported (what Sigstore's Rekor v1 and CT logs use).
+    if let Some(details) = &log.public_key.key_details {
+        if details != "PKIX_ECDSA_P256_SHA_256" {
+            return Ok(None);
+        }
+    }
+    let Ok(key) = p256::PublicKey::from_public_key_der(&der) else {
+        return Ok(None);
+    };
+    Ok(Some(LogKey {
+        id: Sha256::digest(&der).into(),
+        key,
+        valid: window(&log.public_key.valid_for)?,
+        base_url: log.base_url.clone(),
+    }))
+}
+
+impl TrustRoot {
+    pub fn public_good() -> TrustRoot {
+        TrustRoot::from_json(PUBLIC_GOOD.as_bytes()).expect("the embedded trusted root parses")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<TrustRoot> {
+        let root: RootJson =
+            serde_json::from_slice(bytes).context("not a Sigstore trusted_root.json")?;
+        if let Some(m) = &root.media_type {
+            if !m.starts_with("application/vnd.dev.sigstore.trustedroot") {
+                bail!("unexpected trusted root media type {m:?}");
+            }
+        }
+        let mut authorities = Vec::new();
+        for ca in &root.certificate_authorities {
+            let chain = ca
+                .cert_chain
+                .certificates
+                .iter()
+                .map(|c| {
+                    let der = B64
+                        .decode(&c.raw_bytes)
+                        .context("a CA certificate is not base64")?;
+                    Certificate::from_der(&der).context("a CA certificate does not parse")
+                })
+                .collect::<Result<Vec<_>>>()?;
+            authorities.push(CertificateAuthority {
+                chain,
+                valid: window(&ca.valid_for)?,
+                uri: ca.uri.clone(),
+            });
+        }
+        Ok(TrustRoot {
+            rekor_keys: root
+                .tlogs
+                .iter()
+                .map(log_key)
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect(),
+            ct_keys: root
+                .ctlogs
+                .iter()
+                .map(log_key)
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect(),
+            authorities,
+        })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<TrustRoot> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
+        TrustRoot::from_json(&bytes).with_context(|| format!("trusted root {}", path.display()))
+    }
+
+    pub fn rekor_key(&self, log_id: &[u8]) -> Option<&LogKey> {
+        self.rekor_keys.iter().find(|k| k.id == log_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_good_root_loads() {
+        let root = TrustRoot::public_good();
+        assert_eq!(root.rekor_keys.len(), 1);
+        assert_eq!(root.ct_keys.len(), 2);
+        assert_eq!(root.authorities.len(), 2);
+        assert_eq!(
+            B64.encode(root.rekor_keys[0].id),
+            "wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0="
+        );
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(parse_rfc3339("2021-01-12T11:53:27Z").unwrap(), 1610452407);
+        assert_eq!(
+            parse_rfc3339("2022-12-31T23:59:59.999Z").unwrap(),
+            1672531199
+        );
+        assert!(parse_rfc3339("yesterday").is_err());
+    }
+}
