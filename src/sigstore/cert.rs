@@ -47,9 +47,31 @@ pub struct SigningCert {
     pub code_signing: bool,
 }
 
+/// Parses concatenated PEM certificates. Lenient about line length (some CAs do not wrap
+/// base64 at 64 columns), strict about everything else.
 pub fn parse_pem_chain(pem: &str) -> Result<Vec<Certificate>> {
-    let certs = Certificate::load_pem_chain(pem.as_bytes())
-        .map_err(|e| anyhow!("certificate PEM does not parse: {e}"))?;
+    use base64::Engine;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut certs = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let after = &rest[start + BEGIN.len()..];
+        let end = after
+            .find(END)
+            .ok_or_else(|| anyhow!("certificate PEM is truncated (no END line)"))?;
+        let body: String = after[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| anyhow!("certificate PEM is not valid base64"))?;
+        certs.push(
+            Certificate::from_der(&der).map_err(|e| anyhow!("certificate does not parse: {e}"))?,
+        );
+        rest = &after[end + END.len()..];
+    }
     if certs.is_empty() {
         bail!("no certificate in PEM");
     }
