@@ -175,6 +175,31 @@ fetch_tools() {
     trap - EXIT
 }
 
+# Node packages (the loopback Sigstore stand-in) and Python packages (independent validators).
+ensure_node_and_python_deps() {
+    local repo standin
+    repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    standin="$repo/tests/sigstore-stand-in"
+    if [ -f "$standin/package-lock.json" ]; then
+        if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+            log "installing nodejs npm"
+            apt_get -qq update && apt_get -q -y --no-install-recommends install nodejs npm \
+                || die "apt-get install nodejs npm failed"
+        fi
+        # npm ci only when the lock file changed since the last install.
+        if [ ! -f "$standin/node_modules/.package-lock.json" ] \
+            || [ "$standin/package-lock.json" -nt "$standin/node_modules/.package-lock.json" ]; then
+            log "npm ci (tests/sigstore-stand-in)"
+            npm ci --prefix "$standin" --no-audit --no-fund >&2 </dev/null || die "npm ci failed"
+        fi
+    fi
+    if ! python3 -c 'import jsonschema, cyclonedx' 2>/dev/null; then
+        log "pip install jsonschema cyclonedx-python-lib"
+        python3 -m pip install -q 'jsonschema>=4' 'cyclonedx-python-lib>=8' >&2 </dev/null \
+            || die "pip install failed"
+    fi
+}
+
 # ---------------------------------------------------------------------------
 
 missing=()
@@ -183,6 +208,8 @@ for p in "${APT_PACKAGES[@]}"; do
 done
 need_tools=0
 tools_ok || need_tools=1
+
+ensure_node_and_python_deps
 
 if [ ${#missing[@]} -eq 0 ] && [ $need_tools -eq 0 ]; then
     log "all present (${APT_PACKAGES[*]} ${TOOL_PACKAGES[*]})"
