@@ -88,6 +88,8 @@ pub enum Command {
     Mirror(mirror::MirrorArgs),
     Sign(sign::SignArgs),
     Verify(sign::VerifyArgs),
+    Attest(sign::AttestArgs),
+    VerifyAttestation(sign::VerifyAttestationArgs),
     Key(key::KeyArgs),
     /// Generate a cosign-compatible key pair (same as `wharf key generate`).
     GenerateKeyPair(key::GenerateArgs),
@@ -170,6 +172,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Mirror(args) => mirror::run(args, &cli.global).await,
         Command::Sign(args) => sign::run_sign(args, &cli.global).await,
         Command::Verify(args) => sign::run_verify(args, &cli.global).await,
+        Command::Attest(args) => sign::run_attest(args, &cli.global).await,
+        Command::VerifyAttestation(args) => sign::run_verify_attestation(args, &cli.global).await,
         Command::Key(args) => key::run(args, &cli.global),
         Command::GenerateKeyPair(args) => key::generate(args, &cli.global),
     }

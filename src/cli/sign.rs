@@ -1,8 +1,11 @@
-//! `wharf sign` and `wharf verify`.
+//! `wharf sign`, `wharf verify`, `wharf attest`, `wharf verify-attestation`, and the argument
+//! groups they share: who signs (key or keyless) and who must have signed (the policy).
 
 use super::key::{load_private_key, load_public_key, PasswordArgs};
 use super::{default_jobs, github, GlobalArgs};
-use crate::oci::{Digest, ImageRef};
+use crate::cosign::attestation;
+use crate::oci::{Digest, ImageRef, Platform};
+use crate::ops::attest::{attest, verify_attestations, AttestRequest};
 use crate::ops::sign::{sign, SignRequest, Tlog};
 use crate::ops::verify::{verify, Policy, VerifyRequest};
 use crate::sign::keyless::KeylessSigner;
@@ -11,53 +14,46 @@ use crate::sigstore::cert::IdentityPolicy;
 use crate::sigstore::oidc::TokenSource;
 use crate::sigstore::trust::TrustRoot;
 use crate::store::{resolve_reference, Store};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Sign an image by digest, cosign-compatibly (tag sha256-<hex>.sig in the same repository).
-///
-/// With --key, signs with that key. Without, signs keylessly: an ephemeral key certified by
-/// Fulcio for the identity in an OIDC token (GitHub Actions' own, or --identity-token), the
-/// signature logged in Rekor. With --recursive, the index and every manifest under it are signed, so each platform can be
-/// verified on its own. Signatures are added to those already there, never replacing them; a
-/// signature by the same key on the same payload is not added twice.
-///
-/// Examples:
-///   wharf sign --key cosign.key --recursive ghcr.io/acme/app@sha256:...
-///   wharf sign --key env://SIGNING_KEY --tlog-upload=false oci:./out@sha256:...
-///   wharf sign --recursive ghcr.io/acme/app@sha256:...          # keyless, in GitHub Actions
-#[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub struct SignArgs {
-    /// The image, by digest: HOST/REPO@sha256:... or oci:DIR@sha256:...
-    #[arg(value_name = "IMAGE@DIGEST")]
-    pub image: String,
+/// Sigstore settings shared by signing and verification.
+#[derive(Args, Debug, Clone)]
+pub struct SigstoreArgs {
+    /// Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for a private Sigstore
+    /// or an air-gapped site. Default: the public-good instance's, built in.
+    #[arg(long, env = "WHARF_TRUSTED_ROOT", value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
 
-    /// The private key: a file (cosign, PKCS#8 or SEC1 PEM), or env://VAR.
+    /// Rekor, the transparency log.
+    #[arg(long, env = "WHARF_REKOR_URL", default_value = crate::sigstore::PUBLIC_REKOR_URL, value_name = "URL")]
+    pub rekor_url: String,
+}
+
+impl SigstoreArgs {
+    pub fn trust_root(&self) -> Result<TrustRoot> {
+        match &self.trusted_root {
+            Some(path) => TrustRoot::load(path),
+            None => Ok(TrustRoot::public_good()),
+        }
+    }
+}
+
+/// Who signs: a key, or keyless (Fulcio certificate for an OIDC identity).
+#[derive(Args, Debug, Clone)]
+pub struct SignerArgs {
+    /// The private key: a file (cosign, PKCS#8 or SEC1 PEM), or env://VAR. Without it, signing
+    /// is keyless.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
 
-    /// Sign the index and every manifest under it.
-    #[arg(long, short = 'r')]
-    pub recursive: bool,
-
-    /// Extra claim for the signed payload (repeatable), e.g. -a git-sha=abc123.
-    #[arg(long = "annotations", short = 'a', value_name = "KEY=VALUE")]
-    pub annotations: Vec<String>,
-
-    /// Accept IMAGE:TAG: resolve the tag once, sign that digest and print it.
-    #[arg(long)]
-    pub resolve_tag: bool,
-
-    /// Upload the signature to the Rekor transparency log (as cosign does by default).
+    /// Upload to the Rekor transparency log (as cosign does by default). Keyless needs it.
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub tlog_upload: bool,
-
-    #[command(flatten)]
-    pub sigstore: SigstoreArgs,
 
     /// OIDC identity token for keyless signing (or a file holding it). In GitHub Actions the
     /// job's own token is used (needs `permissions: id-token: write`).
@@ -73,43 +69,58 @@ pub struct SignArgs {
     #[arg(long, env = "WHARF_FULCIO_URL", default_value = crate::sigstore::PUBLIC_FULCIO_URL, value_name = "URL")]
     pub fulcio_url: String,
 
-    /// How many manifests to sign at once.
-    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
-    pub jobs: usize,
+    #[command(flatten)]
+    pub sigstore: SigstoreArgs,
 
     #[command(flatten)]
     pub password: PasswordArgs,
 }
 
-/// Verify an image's signatures, fail-closed.
-///
-/// Exits 0 only if, for the image (and with --recursive every manifest under it), at least one
-/// signature satisfies the policy (--key, or a keyless certificate identity and OIDC issuer),
-/// has transparency-log evidence (unless --insecure-ignore-tlog), and names exactly that
-/// manifest's digest. Prints the verified payloads as JSON on standard output and the checks
-/// on standard error. No network access besides the registry: the bundle is checked offline.
-///
-/// Examples:
-///   wharf verify --key cosign.pub --recursive ghcr.io/acme/app@sha256:...
-///   wharf verify --key keys/release.pub --insecure-ignore-tlog oci:./out:v1
-///   wharf verify --recursive \
-///     --certificate-identity-regexp 'https://github.com/acme/app/.*' \
-///     --certificate-oidc-issuer https://token.actions.githubusercontent.com \
-///     ghcr.io/acme/app@sha256:...
-#[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub struct VerifyArgs {
-    /// The image: HOST/REPO@sha256:..., or a tag (resolved once and reported).
-    #[arg(value_name = "IMAGE[@DIGEST]")]
-    pub image: String,
+fn sigstore_http() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?)
+}
 
+impl SignerArgs {
+    /// The signer these flags describe, and where its signatures are logged.
+    pub async fn signer(&self, quiet: bool) -> Result<(Box<dyn Signer>, Option<Tlog>)> {
+        if self.key.is_none() && !self.tlog_upload {
+            bail!("keyless signatures must be logged: --tlog-upload=false needs --key");
+        }
+        let http = sigstore_http()?;
+        let signer: Box<dyn Signer> = match &self.key {
+            Some(key) => Box::new(KeySigner::new(load_private_key(key, &self.password)?)),
+            None => {
+                let tokens = TokenSource {
+                    explicit: self.identity_token.clone(),
+                    audience: "sigstore".into(),
+                };
+                let trust = self.sigstore.trust_root()?;
+                let signer =
+                    KeylessSigner::obtain(&http, &self.fulcio_url, &tokens, &trust).await?;
+                if !quiet {
+                    eprintln!("wharf: signing keylessly as {}", signer.identity());
+                }
+                Box::new(signer)
+            }
+        };
+        let tlog = self.tlog_upload.then(|| Tlog {
+            http,
+            rekor_url: self.sigstore.rekor_url.clone(),
+        });
+        Ok((signer, tlog))
+    }
+}
+
+/// Who must have signed: a key, or a certificate identity with its OIDC issuer.
+#[derive(Args, Debug, Clone)]
+pub struct PolicyArgs {
     /// The public key (PEM file or env://VAR) the signatures must verify under.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-
-    /// Verify the index and every manifest under it.
-    #[arg(long, short = 'r')]
-    pub recursive: bool,
 
     /// Keyless: the exact identity (certificate SAN) that must have signed.
     #[arg(long, value_name = "IDENTITY")]
@@ -149,48 +160,239 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NAME")]
     pub certificate_github_workflow_name: Option<String>,
 
-    #[command(flatten)]
-    pub sigstore: SigstoreArgs,
-
     /// Accept signatures without transparency log evidence (made with --tlog-upload=false).
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub insecure_ignore_tlog: bool,
 
-    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
-    pub jobs: usize,
+    #[command(flatten)]
+    pub sigstore: SigstoreArgs,
 
     #[command(flatten)]
     pub password: PasswordArgs,
 }
 
-/// Sigstore settings shared by signing and verification.
-#[derive(Args, Debug)]
-pub struct SigstoreArgs {
-    /// Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for a private Sigstore
-    /// or an air-gapped site. Default: the public-good instance's, built in.
-    #[arg(long, env = "WHARF_TRUSTED_ROOT", value_name = "FILE")]
-    pub trusted_root: Option<std::path::PathBuf>,
-
-    /// Rekor, the transparency log.
-    #[arg(long, env = "WHARF_REKOR_URL", default_value = crate::sigstore::PUBLIC_REKOR_URL, value_name = "URL")]
-    pub rekor_url: String,
+fn regex(flag: &str, value: &Option<String>) -> Result<Option<regex::Regex>> {
+    value
+        .as_deref()
+        .map(|v| {
+            regex::Regex::new(v)
+                .map_err(|e| anyhow!("{flag} is not a valid regular expression: {e}"))
+        })
+        .transpose()
 }
 
-impl SigstoreArgs {
-    pub fn trust_root(&self) -> Result<TrustRoot> {
-        match &self.trusted_root {
-            Some(path) => TrustRoot::load(path),
-            None => Ok(TrustRoot::public_good()),
+impl PolicyArgs {
+    /// The verification policy the flags describe. There is no default: without a policy
+    /// nothing is verified.
+    pub fn policy(&self) -> Result<Policy> {
+        let keyless_flags = self.certificate_identity.is_some()
+            || self.certificate_identity_regexp.is_some()
+            || self.certificate_oidc_issuer.is_some()
+            || self.certificate_oidc_issuer_regexp.is_some();
+        if let Some(key) = &self.key {
+            if keyless_flags {
+                bail!("pass either --key or --certificate-identity/--certificate-oidc-issuer, not both");
+            }
+            return Ok(Policy::Key(load_public_key(key, &self.password)?));
         }
+        let mut github_claims = Vec::new();
+        for (oid, value) in [
+            (
+                "1.3.6.1.4.1.57264.1.2",
+                &self.certificate_github_workflow_trigger,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.3",
+                &self.certificate_github_workflow_sha,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.4",
+                &self.certificate_github_workflow_name,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.5",
+                &self.certificate_github_workflow_repository,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.6",
+                &self.certificate_github_workflow_ref,
+            ),
+        ] {
+            if let Some(v) = value {
+                github_claims.push((oid.to_string(), v.clone()));
+            }
+        }
+        let identity = IdentityPolicy {
+            identity: self.certificate_identity.clone(),
+            identity_regexp: regex(
+                "--certificate-identity-regexp",
+                &self.certificate_identity_regexp,
+            )?,
+            issuer: self.certificate_oidc_issuer.clone(),
+            issuer_regexp: regex(
+                "--certificate-oidc-issuer-regexp",
+                &self.certificate_oidc_issuer_regexp,
+            )?,
+            github_claims,
+        };
+        if !identity.is_set() {
+            bail!(
+                "verification needs a policy: --key PUBLIC_KEY, or --certificate-identity (or -regexp) \
+                 together with --certificate-oidc-issuer (or -regexp)"
+            );
+        }
+        Ok(Policy::Identity(identity))
     }
 }
 
-fn sigstore_http() -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()?)
+/// Sign an image by digest, cosign-compatibly (tag sha256-<hex>.sig in the same repository).
+///
+/// With --key, signs with that key. Without, signs keylessly: an ephemeral key certified by
+/// Fulcio for the identity in an OIDC token (GitHub Actions' own, or --identity-token), the
+/// signature logged in Rekor. With --recursive, the index and every manifest under it are
+/// signed, so each platform can be verified on its own. Signatures are added to those already
+/// there, never replacing them; the same payload signed by the same key is not added twice.
+///
+/// Examples:
+///   wharf sign --key cosign.key --recursive ghcr.io/acme/app@sha256:...
+///   wharf sign --key env://SIGNING_KEY --tlog-upload=false oci:./out@sha256:...
+///   wharf sign --recursive ghcr.io/acme/app@sha256:...          # keyless, in GitHub Actions
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct SignArgs {
+    /// The image, by digest: HOST/REPO@sha256:... or oci:DIR@sha256:...
+    #[arg(value_name = "IMAGE@DIGEST")]
+    pub image: String,
+
+    /// Sign the index and every manifest under it.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+
+    /// Extra claim for the signed payload (repeatable), e.g. -a git-sha=abc123.
+    #[arg(long = "annotations", short = 'a', value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// Accept IMAGE:TAG: resolve the tag once, sign that digest and print it.
+    #[arg(long)]
+    pub resolve_tag: bool,
+
+    /// How many manifests to sign at once.
+    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    pub jobs: usize,
+
+    #[command(flatten)]
+    pub signer: SignerArgs,
+}
+
+/// Verify an image's signatures, fail-closed.
+///
+/// Exits 0 only if, for the image (and with --recursive every manifest under it), at least one
+/// signature satisfies the policy (--key, or a keyless certificate identity and OIDC issuer),
+/// has transparency-log evidence (unless --insecure-ignore-tlog), and names exactly that
+/// manifest's digest. Prints the verified payloads as JSON on standard output and the checks
+/// on standard error. No network access besides the registry: the bundle is checked offline.
+///
+/// Examples:
+///   wharf verify --key cosign.pub --recursive ghcr.io/acme/app@sha256:...
+///   wharf verify --key keys/release.pub --insecure-ignore-tlog oci:./out:v1
+///   wharf verify --recursive \
+///     --certificate-identity-regexp 'https://github.com/acme/app/.*' \
+///     --certificate-oidc-issuer https://token.actions.githubusercontent.com \
+///     ghcr.io/acme/app@sha256:...
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct VerifyArgs {
+    /// The image: HOST/REPO@sha256:..., or a tag (resolved once and reported).
+    #[arg(value_name = "IMAGE[@DIGEST]")]
+    pub image: String,
+
+    /// Verify the index and every manifest under it.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+
+    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    pub jobs: usize,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Attach a signed in-toto attestation (an SBOM, SLSA provenance, ...) to an image.
+///
+/// The predicate file is wrapped, byte for byte, in an in-toto Statement whose subject is the
+/// manifest digest, signed in a DSSE envelope and stored as cosign does (a layer of the
+/// sha256-<hex>.att manifest), so `cosign verify-attestation` and `cosign download
+/// attestation` read it. Attestations are appended; --replace replaces those of the same type.
+///
+/// Examples:
+///   wharf attest --key cosign.key --type cyclonedx --predicate sbom.cdx.json \
+///     --platform linux/arm64 ghcr.io/acme/app@sha256:...
+///   wharf attest --type slsaprovenance1 --predicate provenance.json ghcr.io/acme/app@sha256:...
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct AttestArgs {
+    /// The image, by digest.
+    #[arg(value_name = "IMAGE@DIGEST")]
+    pub image: String,
+
+    /// Predicate type: cyclonedx, spdxjson, slsaprovenance1, slsaprovenance02, vuln, custom,
+    /// or a predicate type URI.
+    #[arg(long = "type", value_name = "TYPE", default_value = "custom")]
+    pub kind: String,
+
+    /// The predicate: a JSON file (e.g. a CycloneDX SBOM from syft, cdxgen or Trivy).
+    #[arg(long, value_name = "FILE")]
+    pub predicate: PathBuf,
+
+    /// Attest the manifest of this platform (os/arch[/variant]) under the index.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
+    /// Replace existing attestations of the same predicate type.
+    #[arg(long)]
+    pub replace: bool,
+
+    /// Accept IMAGE:TAG: resolve the tag once and attest that digest.
+    #[arg(long)]
+    pub resolve_tag: bool,
+
+    #[command(flatten)]
+    pub signer: SignerArgs,
+}
+
+/// Verify an image's attestations and print them, fail-closed.
+///
+/// Exits 0 only if, for the image (and with --recursive every manifest under it), at least one
+/// attestation of --type verifies under the policy, has transparency-log evidence (unless
+/// --insecure-ignore-tlog) and has this manifest as its subject. Prints the verified in-toto
+/// statements as JSON lines; --output-predicate writes the predicate exactly as attached.
+///
+/// Examples:
+///   wharf verify-attestation --key cosign.pub --type cyclonedx \
+///     --output-predicate sbom.json ghcr.io/acme/app@sha256:...
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct VerifyAttestationArgs {
+    #[arg(value_name = "IMAGE[@DIGEST]")]
+    pub image: String,
+
+    /// The predicate type to look for (see `wharf attest --type`).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+
+    /// Check every manifest under the index has such an attestation.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+
+    /// Write the verified predicate, exactly as attached, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output_predicate: Option<PathBuf>,
+
+    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    pub jobs: usize,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
@@ -217,34 +419,16 @@ async fn digest_of(store: &dyn Store, image: &ImageRef, allow_tag: bool) -> Resu
     Ok(resolved.digest)
 }
 
+fn platform_suffix(p: &Option<String>) -> String {
+    p.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+}
+
 pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
-    let http = sigstore_http()?;
-    let signer: Box<dyn Signer> = match &args.key {
-        Some(key) => Box::new(KeySigner::new(load_private_key(key, &args.password)?)),
-        None => {
-            let tokens = TokenSource {
-                explicit: args.identity_token.clone(),
-                audience: "sigstore".into(),
-            };
-            let trust = args.sigstore.trust_root()?;
-            let signer = KeylessSigner::obtain(&http, &args.fulcio_url, &tokens, &trust).await?;
-            if !global.quiet {
-                eprintln!("wharf: signing keylessly as {}", signer.identity());
-            }
-            Box::new(signer)
-        }
-    };
-    if args.key.is_none() && !args.tlog_upload {
-        bail!("keyless signatures must be logged: --tlog-upload=false needs --key");
-    }
-    let tlog = args.tlog_upload.then(|| Tlog {
-        http: http.clone(),
-        rekor_url: args.sigstore.rekor_url.clone(),
-    });
     let stores = global.stores()?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
+    let (signer, tlog) = args.signer.signer(global.quiet).await?;
     let request = SignRequest {
         digest: digest.clone(),
         recursive: args.recursive,
@@ -263,16 +447,13 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
     global.print(&report, || {
         let mut s = String::new();
         for m in &report.signed {
+            let verb = if m.added { "signed" } else { "already signed" };
             let _ = writeln!(
                 s,
-                "{} {}@{}{}",
-                if m.added { "signed" } else { "already signed" },
+                "{verb} {}@{}{}",
                 report.repository,
                 m.digest,
-                m.platform
-                    .as_deref()
-                    .map(|p| format!(" ({p})"))
-                    .unwrap_or_default()
+                platform_suffix(&m.platform)
             );
         }
         s
@@ -280,20 +461,28 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+async fn verify_request(
+    policy_args: &PolicyArgs,
+    digest: Digest,
+    recursive: bool,
+    jobs: usize,
+) -> Result<VerifyRequest> {
+    Ok(VerifyRequest {
+        digest,
+        recursive,
+        ignore_tlog: policy_args.insecure_ignore_tlog,
+        trust: policy_args.sigstore.trust_root()?,
+        jobs,
+    })
+}
+
 pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
-    let policy = verify_policy(args)?;
-    let trust = args.sigstore.trust_root()?;
+    let policy = args.policy.policy()?;
     let stores = global.stores()?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, true).await?;
-    let request = VerifyRequest {
-        digest,
-        recursive: args.recursive,
-        ignore_tlog: args.insecure_ignore_tlog,
-        trust,
-        jobs: args.jobs,
-    };
+    let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
     let report = verify(store.as_ref(), &policy, &request).await?;
     match global.output {
         super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -308,14 +497,7 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
                     eprintln!("  - {c}");
                 }
                 for m in &report.verified {
-                    eprintln!(
-                        "  verified {}{}",
-                        m.digest,
-                        m.platform
-                            .as_deref()
-                            .map(|p| format!(" ({p})"))
-                            .unwrap_or_default()
-                    );
+                    eprintln!("  verified {}{}", m.digest, platform_suffix(&m.platform));
                 }
             }
             // Like cosign: the verified payloads, as a JSON array, on standard output.
@@ -327,76 +509,88 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn regex(flag: &str, value: &Option<String>) -> Result<Option<regex::Regex>> {
-    value
-        .as_deref()
-        .map(|v| {
-            regex::Regex::new(v)
-                .map_err(|e| anyhow!("{flag} is not a valid regular expression: {e}"))
-        })
-        .transpose()
+pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let image = ImageRef::parse(&args.image)?;
+    let predicate_type = attestation::predicate_type(&args.kind)?;
+    let predicate = std::fs::read(&args.predicate)
+        .with_context(|| format!("cannot read predicate {}", args.predicate.display()))?;
+    attestation::check_predicate(&predicate_type, &predicate)
+        .with_context(|| format!("predicate {}", args.predicate.display()))?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let stores = global.stores()?;
+    let store = stores.open(&image).await?;
+    let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
+    let (signer, tlog) = args.signer.signer(global.quiet).await?;
+    let request = AttestRequest {
+        digest,
+        platform,
+        predicate_type,
+        predicate,
+        replace: args.replace,
+    };
+    let report = attest(store.as_ref(), signer.as_ref(), tlog.as_ref(), &request).await?;
+    global.print(&report, || {
+        format!(
+            "{} {} attestation on {}@{}{}\n",
+            if report.added {
+                "added"
+            } else {
+                "already present:"
+            },
+            report.predicate_type,
+            report.repository,
+            report.digest,
+            platform_suffix(&report.platform)
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// The verification policy the flags describe: a key, or an identity with its issuer. There
-/// is no default: without a policy nothing is verified.
-fn verify_policy(args: &VerifyArgs) -> Result<Policy> {
-    let keyless_flags = args.certificate_identity.is_some()
-        || args.certificate_identity_regexp.is_some()
-        || args.certificate_oidc_issuer.is_some()
-        || args.certificate_oidc_issuer_regexp.is_some();
-    if let Some(key) = &args.key {
-        if keyless_flags {
-            bail!(
-                "pass either --key or --certificate-identity/--certificate-oidc-issuer, not both"
-            );
+pub async fn run_verify_attestation(
+    args: &VerifyAttestationArgs,
+    global: &GlobalArgs,
+) -> Result<ExitCode> {
+    let image = ImageRef::parse(&args.image)?;
+    let policy = args.policy.policy()?;
+    let predicate_type = args
+        .kind
+        .as_deref()
+        .map(attestation::predicate_type)
+        .transpose()?;
+    let stores = global.stores()?;
+    let store = stores.open(&image).await?;
+    let digest = digest_of(store.as_ref(), &image, true).await?;
+    let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
+    let report =
+        verify_attestations(store.as_ref(), &policy, &request, predicate_type.as_deref()).await?;
+    if let Some(path) = &args.output_predicate {
+        let predicate = report
+            .verified
+            .first()
+            .and_then(|v| v.predicates.first())
+            .ok_or_else(|| anyhow!("no verified predicate to write"))?;
+        std::fs::write(path, predicate)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    match global.output {
+        super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        super::OutputFormat::Text => {
+            if !global.quiet {
+                for v in &report.verified {
+                    eprintln!(
+                        "verified {} attestation(s) on {}{}",
+                        v.statements.len(),
+                        v.digest,
+                        platform_suffix(&v.platform)
+                    );
+                }
+            }
+            for v in &report.verified {
+                for s in &v.statements {
+                    println!("{}", serde_json::to_string(s)?);
+                }
+            }
         }
-        return Ok(Policy::Key(load_public_key(key, &args.password)?));
     }
-    let mut github_claims = Vec::new();
-    for (oid, value) in [
-        (
-            "1.3.6.1.4.1.57264.1.2",
-            &args.certificate_github_workflow_trigger,
-        ),
-        (
-            "1.3.6.1.4.1.57264.1.3",
-            &args.certificate_github_workflow_sha,
-        ),
-        (
-            "1.3.6.1.4.1.57264.1.4",
-            &args.certificate_github_workflow_name,
-        ),
-        (
-            "1.3.6.1.4.1.57264.1.5",
-            &args.certificate_github_workflow_repository,
-        ),
-        (
-            "1.3.6.1.4.1.57264.1.6",
-            &args.certificate_github_workflow_ref,
-        ),
-    ] {
-        if let Some(v) = value {
-            github_claims.push((oid.to_string(), v.clone()));
-        }
-    }
-    let identity = IdentityPolicy {
-        identity: args.certificate_identity.clone(),
-        identity_regexp: regex(
-            "--certificate-identity-regexp",
-            &args.certificate_identity_regexp,
-        )?,
-        issuer: args.certificate_oidc_issuer.clone(),
-        issuer_regexp: regex(
-            "--certificate-oidc-issuer-regexp",
-            &args.certificate_oidc_issuer_regexp,
-        )?,
-        github_claims,
-    };
-    if !identity.is_set() {
-        bail!(
-            "verification needs a policy: --key PUBLIC_KEY, or --certificate-identity (or -regexp) \
-             together with --certificate-oidc-issuer (or -regexp)"
-        );
-    }
-    Ok(Policy::Identity(identity))
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! trait, never against a concrete registry or layout.
 
 pub mod attach;
+pub mod attest;
 pub mod copy;
 pub mod graph;
 pub mod mirror;

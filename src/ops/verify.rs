@@ -58,12 +58,12 @@ pub struct VerifyReport {
 
 /// Why one signature layer did not count. Lower rank = more specific, reported first: "it is
 /// signed by the right key but for another image" tells more than "some layer is garbled".
-struct Rejection {
-    rank: u8,
-    message: String,
+pub(crate) struct Rejection {
+    pub(crate) rank: u8,
+    pub(crate) message: String,
 }
 
-fn reject(rank: u8, message: impl Into<String>) -> Rejection {
+pub(crate) fn reject(rank: u8, message: impl Into<String>) -> Rejection {
     Rejection {
         rank,
         message: message.into(),
@@ -224,46 +224,10 @@ async fn check_layer(
         }
     };
 
-    // Who signed, and is the signature theirs?
-    let (verifier_der, certificate) = match policy {
-        Policy::Key(key) => {
-            if verify_signature(key, &payload, &signature).is_err() {
-                return Ok(Err(reject(
-                    8,
-                    format!(
-                        "no signature verifies under the key {} (wrong key, or the payload or signature was altered)",
-                        keys::fingerprint(key)
-                    ),
-                )));
-            }
-            (key.to_public_key_der()?.as_bytes().to_vec(), None)
-        }
-        Policy::Identity(_) => {
-            let Some(pem) = layer.annotation(CERTIFICATE_ANNOTATION) else {
-                return Ok(Err(reject(
-                    6,
-                    "the signature has no certificate (it was made with a key: verify with --key)",
-                )));
-            };
-            let cert = match SigningCert::from_pem(pem) {
-                Ok(c) => c,
-                Err(e) => {
-                    return Ok(Err(reject(
-                        9,
-                        format!("malformed signing certificate: {e:#}"),
-                    )))
-                }
-            };
-            if verify_signature(&cert.public_key, &payload, &signature).is_err() {
-                return Ok(Err(reject(
-                    8,
-                    "the signature does not verify under its certificate's key (the payload or signature was altered)",
-                )));
-            }
-            (cert.der.clone(), Some(cert))
-        }
+    let (verifier_der, certificate) = match verify_crypto(policy, layer, &payload, &signature) {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
     };
-
     let parsed = match SimpleSigning::parse(&payload) {
         Ok(p) => p,
         Err(e) => return Ok(Err(reject(9, format!("signature invalid: {e:#}")))),
@@ -277,62 +241,110 @@ async fn check_layer(
             ),
         )));
     }
+    let body_check = |bundle: &Bundle| bundle.check_body(&payload, &signature, &verifier_der);
+    if let Err(r) = verify_evidence(policy, request, layer, certificate.as_ref(), &body_check) {
+        return Ok(Err(r));
+    }
+    Ok(Ok(serde_json::from_slice(&payload).expect("parsed above")))
+}
 
+/// Is `signature` over `signed` made under the policy? Returns the signer's DER (public key
+/// or certificate, as the log entry names it) and, keyless, its certificate.
+pub(crate) fn verify_crypto(
+    policy: &Policy,
+    layer: &Descriptor,
+    signed: &[u8],
+    signature: &[u8],
+) -> std::result::Result<(Vec<u8>, Option<SigningCert>), Rejection> {
+    match policy {
+        Policy::Key(key) => {
+            if verify_signature(key, signed, signature).is_err() {
+                return Err(reject(
+                    8,
+                    format!(
+                        "no signature verifies under the key {} (wrong key, or the payload or signature was altered)",
+                        keys::fingerprint(key)
+                    ),
+                ));
+            }
+            let der = key
+                .to_public_key_der()
+                .map_err(|e| reject(9, format!("cannot encode the key: {e}")))?;
+            Ok((der.as_bytes().to_vec(), None))
+        }
+        Policy::Identity(_) => {
+            let Some(pem) = layer.annotation(CERTIFICATE_ANNOTATION) else {
+                return Err(reject(
+                    6,
+                    "the signature has no certificate (it was made with a key: verify with --key)",
+                ));
+            };
+            let cert = SigningCert::from_pem(pem)
+                .map_err(|e| reject(9, format!("malformed signing certificate: {e:#}")))?;
+            if verify_signature(&cert.public_key, signed, signature).is_err() {
+                return Err(reject(
+                    8,
+                    "the signature does not verify under its certificate's key (the payload or signature was altered)",
+                ));
+            }
+            Ok((cert.der.clone(), Some(cert)))
+        }
+    }
+}
+
+/// The transparency-log evidence and, keyless, the certificate's chain, SCT and identity.
+pub(crate) fn verify_evidence(
+    policy: &Policy,
+    request: &VerifyRequest,
+    layer: &Descriptor,
+    certificate: Option<&SigningCert>,
+    body_check: &dyn Fn(&Bundle) -> Result<()>,
+) -> std::result::Result<(), Rejection> {
     // When was it signed? The log says; without the log only "now" can be checked.
     let signed_at = if request.ignore_tlog {
         now()
     } else {
         let Some(bundle) = layer.annotation(BUNDLE_ANNOTATION) else {
-            return Ok(Err(reject(
+            return Err(reject(
                 3,
-                "the signature has no transparency log bundle; pass --insecure-ignore-tlog to accept signatures made with --tlog-upload=false",
-            )));
+                "there is no transparency log bundle; pass --insecure-ignore-tlog to accept signatures made with --tlog-upload=false",
+            ));
         };
-        let bundle = match Bundle::parse(bundle) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(reject(3, format!("{e:#}")))),
-        };
-        if let Err(e) = bundle.verify_set(&request.trust) {
-            return Ok(Err(reject(
-                2,
-                format!("transparency log evidence invalid: {e:#}"),
-            )));
-        }
-        if let Err(e) = bundle.check_body(&payload, &signature, &verifier_der) {
-            return Ok(Err(reject(
-                2,
-                format!("transparency log evidence invalid: {e:#}"),
-            )));
-        }
+        let bundle = Bundle::parse(bundle).map_err(|e| reject(3, format!("{e:#}")))?;
+        bundle
+            .verify_set(&request.trust)
+            .map_err(|e| reject(2, format!("transparency log evidence invalid: {e:#}")))?;
+        body_check(&bundle)
+            .map_err(|e| reject(2, format!("transparency log evidence invalid: {e:#}")))?;
         bundle.payload.integrated_time
     };
-
     if let (Policy::Identity(identity), Some(cert)) = (policy, certificate) {
         if signed_at < cert.not_before || signed_at > cert.not_after {
-            return Ok(Err(reject(
+            return Err(reject(
                 2,
                 format!(
-                    "the signature was made outside the certificate's validity (signed at {signed_at}, certificate valid {}..{}){}",
+                    "signed outside the certificate's validity (signed at {signed_at}, certificate valid {}..{}){}",
                     cert.not_before,
                     cert.not_after,
-                    if request.ignore_tlog { ": without the transparency log the signing time is unknown, so an expired certificate fails" } else { "" }
+                    if request.ignore_tlog {
+                        ": without the transparency log the signing time is unknown, so an expired certificate fails"
+                    } else {
+                        ""
+                    }
                 ),
-            )));
+            ));
         }
-        let ca = match verify_chain(&cert, &request.trust, signed_at) {
-            Ok(ca) => ca,
-            Err(e) => return Ok(Err(reject(1, format!("{e:#}")))),
-        };
+        let ca = verify_chain(cert, &request.trust, signed_at)
+            .map_err(|e| reject(1, format!("{e:#}")))?;
         if !request.trust.ct_keys.is_empty() {
-            if let Err(e) = verify_embedded_sct(&cert, &ca.chain[0], &request.trust.ct_keys) {
-                return Ok(Err(reject(1, format!("{e:#}"))));
-            }
+            verify_embedded_sct(cert, &ca.chain[0], &request.trust.ct_keys)
+                .map_err(|e| reject(1, format!("{e:#}")))?;
         }
-        if let Err(e) = identity.check(&cert) {
-            return Ok(Err(reject(1, format!("{e:#}"))));
-        }
+        identity
+            .check(cert)
+            .map_err(|e| reject(1, format!("{e:#}")))?;
     }
-    Ok(Ok(serde_json::from_slice(&payload).expect("parsed above")))
+    Ok(())
 }
 
 fn now() -> i64 {

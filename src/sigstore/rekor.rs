@@ -181,3 +181,93 @@ impl Bundle {
         Ok(())
     }
 }
+
+/// A `dsse` entry proposal for a signed envelope (`verifier_pem`: certificate or public key).
+pub fn dsse(envelope_json: &[u8], verifier_pem: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "proposedContent": {
+                "envelope": String::from_utf8_lossy(envelope_json),
+                "verifiers": [B64.encode(verifier_pem.as_bytes())],
+            },
+        },
+    })
+}
+
+impl Bundle {
+    /// Checks the logged entry is about this attestation: a `dsse` entry (what wharf writes)
+    /// or an `intoto` entry (what cosign writes) for the same payload, signature and signer.
+    pub fn check_attestation_body(
+        &self,
+        payload: &[u8],
+        signature: &[u8],
+        verifier_der: &[u8],
+    ) -> Result<()> {
+        let body = B64
+            .decode(&self.payload.body)
+            .map_err(|_| anyhow!("the log entry body is not base64"))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&body).context("the log entry body is not JSON")?;
+        let payload_hash = hex::encode(Sha256::digest(payload));
+        let mismatch = || anyhow!("the log entry is for a different attestation");
+        let decode_pem = |b64: Option<&str>| -> Option<Vec<u8>> {
+            let pem = B64.decode(b64?).ok()?;
+            pem_rfc7468::decode_vec(&pem).ok().map(|(_, d)| d)
+        };
+        match body["kind"].as_str().unwrap_or("") {
+            "dsse" => {
+                let spec = &body["spec"];
+                if spec["payloadHash"]["value"].as_str() != Some(&payload_hash) {
+                    return Err(mismatch());
+                }
+                let ok = spec["signatures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| {
+                        s["signature"]
+                            .as_str()
+                            .and_then(|v| B64.decode(v).ok())
+                            .as_deref()
+                            == Some(signature)
+                            && decode_pem(s["verifier"].as_str()).as_deref() == Some(verifier_der)
+                    });
+                if !ok {
+                    return Err(mismatch());
+                }
+            }
+            "intoto" => {
+                let content = &body["spec"]["content"];
+                if content["payloadHash"]["value"].as_str() != Some(&payload_hash) {
+                    return Err(mismatch());
+                }
+                // intoto v0.0.2 stores each signature base64-encoded once more.
+                let ok = content["envelope"]["signatures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| {
+                        let sig = s["sig"].as_str().and_then(|v| B64.decode(v).ok());
+                        let sig = sig.as_deref().and_then(|inner| {
+                            std::str::from_utf8(inner)
+                                .ok()
+                                .and_then(|t| B64.decode(t).ok())
+                                .or(Some(inner.to_vec()))
+                        });
+                        sig.as_deref() == Some(signature)
+                            && decode_pem(s["publicKey"].as_str()).as_deref() == Some(verifier_der)
+                    })
+                    || body["spec"]["publicKey"]
+                        .as_str()
+                        .is_some_and(|k| decode_pem(Some(k)).as_deref() == Some(verifier_der));
+                if !ok {
+                    return Err(mismatch());
+                }
+            }
+            other => bail!("the log entry is a {other:?} entry, not an attestation"),
+        }
+        Ok(())
+    }
+}

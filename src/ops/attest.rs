@@ -1,0 +1,363 @@
+//! `wharf attest` and `wharf verify-attestation`: in-toto statements in DSSE envelopes on the
+//! `sha256-<hex>.att` tag, as cosign writes and reads them.
+
+use super::attach::{append_layer, Attached};
+use super::graph::read_graph;
+use super::sign::{existing_layers, targets, Tlog};
+use super::verify::{reject, verify_crypto, verify_evidence, Policy, Rejection, VerifyRequest};
+use crate::cosign::attestation::{
+    self, Envelope, DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
+};
+use crate::cosign::sigmanifest;
+use crate::oci::manifest::Annotations;
+use crate::oci::{Descriptor, Digest, Manifest, Platform};
+use crate::sign::{keys, verify_signature, Signer};
+use crate::sigstore::rekor;
+use crate::store::{ManifestRef, Store};
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+
+pub struct AttestRequest {
+    pub digest: Digest,
+    /// Attest this platform's manifest of the index instead of the index itself.
+    pub platform: Option<Platform>,
+    pub predicate_type: String,
+    pub predicate: Vec<u8>,
+    /// Replace existing attestations of the same predicate type.
+    pub replace: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttestReport {
+    pub repository: String,
+    pub digest: String,
+    pub platform: Option<String>,
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    pub attestation_tag: String,
+    pub added: bool,
+}
+
+/// The manifest `platform` names under `digest` (an index), or `digest` itself.
+pub async fn platform_manifest(
+    store: &dyn Store,
+    digest: &Digest,
+    platform: Option<&Platform>,
+) -> Result<(Digest, Option<Platform>)> {
+    let Some(wanted) = platform else {
+        return Ok((digest.clone(), None));
+    };
+    let root = store
+        .resolve(ManifestRef::Digest(digest))
+        .await?
+        .ok_or_else(|| anyhow!("manifest {digest} not found in {}", store.repository()))?;
+    let graph = read_graph(store, &root, 4).await?;
+    let matches: Vec<_> = graph
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(n.parsed, Manifest::Image(_))
+                && n.platform.as_ref().is_some_and(|p| wanted.matches(p))
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((one.digest().clone(), one.platform.clone())),
+        [] => {
+            let available: Vec<String> = graph.nodes.iter().filter_map(|n| n.platform.as_ref().map(|p| p.to_string())).collect();
+            bail!("{digest} has no manifest for platform {wanted} (it has: {})", available.join(", "))
+        }
+        _ => bail!("{digest} has several manifests for platform {wanted}: add the variant, e.g. linux/arm/v7"),
+    }
+}
+
+pub async fn attest(
+    store: &dyn Store,
+    signer: &dyn Signer,
+    tlog: Option<&Tlog>,
+    request: &AttestRequest,
+) -> Result<AttestReport> {
+    attestation::check_predicate(&request.predicate_type, &request.predicate)?;
+    let (digest, platform) =
+        platform_manifest(store, &request.digest, request.platform.as_ref()).await?;
+    let subject = store.repository().docker_reference();
+    let statement = attestation::statement(
+        &subject,
+        &digest,
+        &request.predicate_type,
+        &request.predicate,
+    )?;
+    let signed = attestation::pae(IN_TOTO_PAYLOAD_TYPE, &statement);
+    let tag = sigmanifest::attestation_tag(&digest);
+    let public_key = signer.public_key();
+    let predicate_type = request.predicate_type.clone();
+
+    // Same statement already attested with this key: a rerun. Nothing to add or log.
+    let same_statement_same_key = |d: &Descriptor| {
+        signer.certificate_pem().is_none()
+            && d.annotation(PREDICATE_TYPE_ANNOTATION) == Some(predicate_type.as_str())
+    };
+    let existing = existing_layers(store, &tag).await?;
+    for layer in existing.iter().filter(|d| same_statement_same_key(d)) {
+        if let Some(env) = read_envelope(store, layer).await? {
+            let same_payload = env.payload_bytes().ok().as_deref() == Some(statement.as_slice());
+            let by_us = env
+                .signature_bytes()
+                .unwrap_or_default()
+                .iter()
+                .any(|sig| verify_signature(&public_key, &signed, sig).is_ok());
+            if same_payload && by_us {
+                return Ok(report(store, &digest, platform, request, tag, false));
+            }
+        }
+    }
+
+    let signature = signer.sign(&signed)?;
+    let envelope = Envelope::new(&statement, &signature).to_bytes();
+    let mut annotations = Annotations::new();
+    if let Some(cert) = signer.certificate_pem() {
+        annotations.insert(
+            sigmanifest::CERTIFICATE_ANNOTATION.to_string(),
+            cert.to_string(),
+        );
+    }
+    if let Some(chain) = signer.chain_pem() {
+        annotations.insert(sigmanifest::CHAIN_ANNOTATION.to_string(), chain.to_string());
+    }
+    if let Some(tlog) = tlog {
+        let verifier = match signer.certificate_pem() {
+            Some(cert) => cert.to_string(),
+            None => keys::public_key_pem(&public_key),
+        };
+        let bundle = rekor::upload(
+            &tlog.http,
+            &tlog.rekor_url,
+            &rekor::dsse(&envelope, &verifier),
+        )
+        .await
+        .with_context(|| format!("logging the attestation of {digest}"))?;
+        annotations.insert(
+            sigmanifest::BUNDLE_ANNOTATION.to_string(),
+            bundle.to_annotation(),
+        );
+    }
+    let layer = attestation::attestation_layer(&envelope, &request.predicate_type, annotations);
+    let replaces = |d: &Descriptor| {
+        request.replace
+            && d.annotation(PREDICATE_TYPE_ANNOTATION) == Some(request.predicate_type.as_str())
+    };
+    let outcome = append_layer(store, &tag, &layer, envelope.into(), &|_| false, &replaces)
+        .await
+        .with_context(|| format!("attesting {digest}"))?;
+    Ok(report(
+        store,
+        &digest,
+        platform,
+        request,
+        tag,
+        outcome == Attached::Added,
+    ))
+}
+
+fn report(
+    store: &dyn Store,
+    digest: &Digest,
+    platform: Option<Platform>,
+    request: &AttestRequest,
+    tag: String,
+    added: bool,
+) -> AttestReport {
+    AttestReport {
+        repository: store.repository().to_string(),
+        digest: digest.to_string(),
+        platform: platform.map(|p| p.to_string()),
+        predicate_type: request.predicate_type.clone(),
+        attestation_tag: tag,
+        added,
+    }
+}
+
+const MAX_ENVELOPE: u64 = 64 << 20;
+
+async fn read_envelope(store: &dyn Store, layer: &Descriptor) -> Result<Option<Envelope>> {
+    if layer.media_type != DSSE_MEDIA_TYPE || layer.size > MAX_ENVELOPE {
+        return Ok(None);
+    }
+    let bytes: Vec<u8> = store
+        .open_blob(layer)
+        .await?
+        .map_ok(|b| b.to_vec())
+        .try_concat()
+        .await?;
+    Ok(Envelope::parse(&bytes).ok())
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifiedAttestations {
+    pub digest: String,
+    pub platform: Option<String>,
+    /// The verified in-toto statements.
+    pub statements: Vec<serde_json::Value>,
+    /// Each statement's predicate, exactly as attached.
+    #[serde(skip)]
+    pub predicates: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyAttestationReport {
+    pub repository: String,
+    #[serde(rename = "predicateType")]
+    pub predicate_type: Option<String>,
+    pub verified: Vec<VerifiedAttestations>,
+}
+
+pub async fn verify_attestations(
+    store: &dyn Store,
+    policy: &Policy,
+    request: &VerifyRequest,
+    predicate_type: Option<&str>,
+) -> Result<VerifyAttestationReport> {
+    let targets = targets(store, &request.digest, request.recursive, request.jobs).await?;
+    let verified = stream::iter(targets)
+        .map(|(digest, platform)| async move {
+            let what = match &platform {
+                Some(p) => format!("{digest} ({p})"),
+                None => digest.to_string(),
+            };
+            let (statements, predicates) =
+                verify_manifest_attestations(store, policy, request, &digest, predicate_type)
+                    .await
+                    .map_err(|e| anyhow!("verification failed for {what}: {e:#}"))?;
+            Ok::<_, anyhow::Error>(VerifiedAttestations {
+                digest: digest.to_string(),
+                platform: platform.map(|p| p.to_string()),
+                statements,
+                predicates,
+            })
+        })
+        .buffered(request.jobs.max(1))
+        .try_collect()
+        .await?;
+    Ok(VerifyAttestationReport {
+        repository: store.repository().to_string(),
+        predicate_type: predicate_type.map(str::to_string),
+        verified,
+    })
+}
+
+async fn verify_manifest_attestations(
+    store: &dyn Store,
+    policy: &Policy,
+    request: &VerifyRequest,
+    digest: &Digest,
+    predicate_type: Option<&str>,
+) -> Result<(Vec<serde_json::Value>, Vec<String>)> {
+    let tag = sigmanifest::attestation_tag(digest);
+    let Some(raw) = store.get_manifest(ManifestRef::Tag(&tag)).await? else {
+        bail!(
+            "no attestations: there is no {tag} in {}",
+            store.repository()
+        );
+    };
+    let layers = match raw.parse() {
+        Ok(Manifest::Image(m)) => m.layers,
+        _ => bail!("malformed attestation manifest {tag}"),
+    };
+    let mut statements = Vec::new();
+    let mut predicates = Vec::new();
+    let mut rejections: Vec<Rejection> = Vec::new();
+    for layer in layers.iter().filter(|l| l.media_type == DSSE_MEDIA_TYPE) {
+        match check_attestation(store, policy, request, digest, predicate_type, layer).await? {
+            Ok((statement, predicate)) => {
+                statements.push(statement);
+                predicates.push(predicate);
+            }
+            Err(r) => rejections.push(r),
+        }
+    }
+    if !statements.is_empty() {
+        return Ok((statements, predicates));
+    }
+    rejections.sort_by_key(|r| r.rank);
+    match rejections.into_iter().next() {
+        Some(r) => bail!("{}", r.message),
+        None => bail!("no attestations: {tag} holds no DSSE envelopes"),
+    }
+}
+
+async fn check_attestation(
+    store: &dyn Store,
+    policy: &Policy,
+    request: &VerifyRequest,
+    digest: &Digest,
+    predicate_type: Option<&str>,
+    layer: &Descriptor,
+) -> Result<std::result::Result<(serde_json::Value, String), Rejection>> {
+    let envelope = match read_envelope(store, layer).await {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return Ok(Err(reject(
+                9,
+                "an attestation layer is not a DSSE envelope",
+            )))
+        }
+        Err(e) => return Ok(Err(reject(7, format!("tampered attestation: {e:#}")))),
+    };
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Ok(Err(reject(
+            9,
+            format!(
+                "the envelope's payload type is {:?}, not in-toto",
+                envelope.payload_type
+            ),
+        )));
+    }
+    let (Ok(payload), Ok(signatures)) = (envelope.payload_bytes(), envelope.signature_bytes())
+    else {
+        return Ok(Err(reject(9, "the envelope is malformed (bad base64)")));
+    };
+    let signed = attestation::pae(&envelope.payload_type, &payload);
+    let mut outcome = Err(reject(8, "the envelope has no signature"));
+    for signature in &signatures {
+        outcome = verify_crypto(policy, layer, &signed, signature).map(|v| (v, signature.clone()));
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    let ((verifier_der, certificate), signature) = match outcome {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let statement = match attestation::parse_statement(&payload) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(reject(9, format!("{e:#}")))),
+    };
+    if !statement.subject_digests.iter().any(|d| d == digest.hex()) {
+        return Ok(Err(reject(
+            0,
+            format!(
+                "attestation for another image: its subject is {:?}, not {digest}",
+                statement.subject_digests
+            ),
+        )));
+    }
+    if let Some(wanted) = predicate_type {
+        if statement.predicate_type != wanted {
+            return Ok(Err(reject(
+                4,
+                format!(
+                    "no attestation of type {wanted} (found {})",
+                    statement.predicate_type
+                ),
+            )));
+        }
+    }
+    let body_check =
+        |bundle: &rekor::Bundle| bundle.check_attestation_body(&payload, &signature, &verifier_der);
+    if let Err(r) = verify_evidence(policy, request, layer, certificate.as_ref(), &body_check) {
+        return Ok(Err(r));
+    }
+    let predicate = statement.predicate.get().to_string();
+    let value: serde_json::Value = serde_json::from_slice(&payload).expect("parsed above");
+    Ok(Ok((value, predicate)))
+}
