@@ -3,6 +3,7 @@
 mod github;
 mod key;
 mod mirror;
+mod provenance;
 mod push;
 mod sign;
 
@@ -90,6 +91,7 @@ pub enum Command {
     Verify(sign::VerifyArgs),
     Attest(sign::AttestArgs),
     VerifyAttestation(sign::VerifyAttestationArgs),
+    Provenance(provenance::ProvenanceArgs),
     Key(key::KeyArgs),
     /// Generate a cosign-compatible key pair (same as `wharf key generate`).
     GenerateKeyPair(key::GenerateArgs),
@@ -174,6 +176,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => sign::run_verify(args, &cli.global).await,
         Command::Attest(args) => sign::run_attest(args, &cli.global).await,
         Command::VerifyAttestation(args) => sign::run_verify_attestation(args, &cli.global).await,
+        Command::Provenance(args) => provenance::run(args, &cli.global),
         Command::Key(args) => key::run(args, &cli.global),
         Command::GenerateKeyPair(args) => key::generate(args, &cli.global),
     }

@@ -3,4 +3,5 @@
 
 pub mod attestation;
 pub mod payload;
+pub mod provenance;
 pub mod sigmanifest;
