@@ -16,7 +16,7 @@
 # When everything is already present this does no apt-get call at all.
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates)
+APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates binutils)
 TOOL_PACKAGES=(cosign oras)
 
 WHARF_TOOLS_DIR="${WHARF_TOOLS_DIR:-${HOME:-/root}/.cache/wharf/tools}"
@@ -193,9 +193,11 @@ ensure_node_and_python_deps() {
             npm ci --prefix "$standin" --no-audit --no-fund >&2 </dev/null || die "npm ci failed"
         fi
     fi
-    if ! python3 -c 'import jsonschema, cyclonedx' 2>/dev/null; then
+    # jsonschema validates generated SBOMs against the official CycloneDX schema, which
+    # cyclonedx-python-lib ships; format-nongpl adds the date-time/iri format checkers.
+    if ! python3 -c 'import jsonschema, cyclonedx, rfc3339_validator' 2>/dev/null; then
         log "pip install jsonschema cyclonedx-python-lib"
-        python3 -m pip install -q 'jsonschema>=4' 'cyclonedx-python-lib>=8' >&2 </dev/null \
+        python3 -m pip install -q 'cyclonedx-python-lib>=7,<12' 'jsonschema[format-nongpl]>=4.18' >&2 </dev/null \
             || die "pip install failed"
     fi
 }

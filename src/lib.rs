@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cosign;
 pub mod oci;
 pub mod ops;
+pub mod sbom;
 pub mod sign;
 pub mod sigstore;
 pub mod store;
