@@ -426,6 +426,16 @@ fn connection_error(
 async fn registry_error(response: Response, registry: &str, what: &str) -> anyhow::Error {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
+    registry_error_text(status, &text, registry, what)
+}
+
+/// [`registry_error`] for a response whose body was already read.
+fn registry_error_text(
+    status: StatusCode,
+    text: &str,
+    registry: &str,
+    what: &str,
+) -> anyhow::Error {
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<ErrorItem>,
@@ -436,8 +446,13 @@ async fn registry_error(response: Response, registry: &str, what: &str) -> anyho
         message: Option<String>,
         detail: Option<serde_json::Value>,
     }
-    let detail = match serde_json::from_str::<Errors>(&text) {
-        Ok(e) if !e.errors.is_empty() => e
+    let parsed = serde_json::from_str::<Errors>(text).ok();
+    let codes: Vec<String> = parsed
+        .iter()
+        .flat_map(|e| e.errors.iter().filter_map(|i| i.code.clone()))
+        .collect();
+    let detail = match parsed {
+        Some(e) if !e.errors.is_empty() => e
             .errors
             .iter()
             .map(|i| {
@@ -470,10 +485,40 @@ async fn registry_error(response: Response, registry: &str, what: &str) -> anyho
     } else {
         format!(": {detail}")
     };
-    if status == StatusCode::UNAUTHORIZED {
-        return anyhow!("{registry} refused {what}: 401 Unauthorized (wrong credentials, or no access to this repository){detail}");
+    let message = if status == StatusCode::UNAUTHORIZED {
+        format!("{registry} refused {what}: 401 Unauthorized (wrong credentials, or no access to this repository){detail}")
+    } else {
+        format!("{registry} refused {what}: {status}{detail}")
+    };
+    anyhow::Error::new(RegistryError {
+        status: status.as_u16(),
+        codes,
+        message,
+    })
+}
+
+/// A request the registry answered with an error, with the distribution error codes it gave
+/// (`MANIFEST_BLOB_UNKNOWN`, `NAME_UNKNOWN`, ...), so callers can react to specific ones.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RegistryError {
+    pub status: u16,
+    pub codes: Vec<String>,
+    pub message: String,
+}
+
+impl RegistryError {
+    /// Whether `err` is a registry's complaint that something a manifest references is
+    /// missing: transient while a concurrent writer relinks the same blob.
+    pub fn is_blob_unknown(err: &anyhow::Error) -> bool {
+        err.chain().any(|e| {
+            e.downcast_ref::<RegistryError>().is_some_and(|r| {
+                r.codes.iter().any(|c| {
+                    c == "MANIFEST_BLOB_UNKNOWN" || c == "BLOB_UNKNOWN" || c == "DIGEST_INVALID"
+                })
+            })
+        })
     }
-    anyhow!("{registry} refused {what}: {status}{detail}")
 }
 
 /// One repository of a registry.
@@ -526,6 +571,39 @@ impl RemoteRepository {
                 self.scope(push),
             )
             .await
+    }
+
+    /// A GET whose body is read whole, retrying when the connection breaks mid-body: for
+    /// small documents (manifests, tag lists, indexes) a complete status line is not enough.
+    async fn get_document(&self, path: &str, headers: HeaderMap) -> Result<Document> {
+        let mut attempt = 0;
+        loop {
+            let response = self
+                .send(Method::GET, path, headers.clone(), Body::Empty, false)
+                .await?;
+            let status = response.status();
+            let response_headers = response.headers().clone();
+            match response.bytes().await {
+                Ok(body) => {
+                    return Ok(Document {
+                        status,
+                        headers: response_headers,
+                        body,
+                    })
+                }
+                Err(e) if attempt < self.client.options.retries => {
+                    let _ = e;
+                    tokio::time::sleep(self.client.backoff(attempt, None)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(anyhow!(
+                        "the connection to {} broke while reading {path}: {e}",
+                        self.registry
+                    ))
+                }
+            }
+        }
     }
 
     fn manifest_path(&self, reference: ManifestRef<'_>) -> String {
@@ -661,6 +739,24 @@ impl RemoteRepository {
     }
 }
 
+/// A response read to its end.
+struct Document {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Document {
+    fn error(&self, registry: &str, what: &str) -> anyhow::Error {
+        registry_error_text(
+            self.status,
+            &String::from_utf8_lossy(&self.body),
+            registry,
+            what,
+        )
+    }
+}
+
 enum UploadFailure {
     Response(Response),
     Transport(reqwest::Error),
@@ -728,36 +824,23 @@ impl Store for RemoteRepository {
 
     async fn get_manifest(&self, reference: ManifestRef<'_>) -> Result<Option<RawManifest>> {
         let path = self.manifest_path(reference);
-        let response = self
-            .send(
-                Method::GET,
-                &path,
-                Self::accept_manifests(),
-                Body::Empty,
-                false,
-            )
-            .await?;
-        match response.status() {
+        let doc = self.get_document(&path, Self::accept_manifests()).await?;
+        match doc.status {
             StatusCode::NOT_FOUND => return Ok(None),
             s if s.is_success() => {}
             _ => {
-                return Err(registry_error(
-                    response,
+                return Err(doc.error(
                     &self.registry,
                     &format!("reading {reference} in {}", self.name),
-                )
-                .await)
+                ))
             }
         }
-        let content_type = response
-            .headers()
+        let content_type = doc
+            .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let bytes = response
-            .bytes()
-            .await
-            .with_context(|| format!("reading manifest {reference} from {}", self.repository))?;
+        let bytes = doc.body;
         let manifest = RawManifest::new(bytes, content_type.as_deref())
             .with_context(|| format!("manifest {reference} in {}", self.repository))?;
         if let ManifestRef::Digest(wanted) = reference {
@@ -946,23 +1029,16 @@ impl Store for RemoteRepository {
         let mut tags = Vec::new();
         let mut next = Some(format!("/v2/{}/tags/list", self.name));
         while let Some(path) = next.take() {
-            let response = self
-                .send(Method::GET, &path, HeaderMap::new(), Body::Empty, false)
-                .await?;
-            match response.status() {
+            let doc = self.get_document(&path, HeaderMap::new()).await?;
+            match doc.status {
                 StatusCode::NOT_FOUND => return Ok(Vec::new()),
                 s if s.is_success() => {}
                 _ => {
-                    return Err(registry_error(
-                        response,
-                        &self.registry,
-                        &format!("listing tags of {}", self.name),
-                    )
-                    .await)
+                    return Err(doc.error(&self.registry, &format!("listing tags of {}", self.name)))
                 }
             }
-            next = response
-                .headers()
+            next = doc
+                .headers
                 .get(header::LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(';').next())
@@ -976,9 +1052,7 @@ impl Store for RemoteRepository {
             struct TagList {
                 tags: Option<Vec<String>>,
             }
-            let list: TagList = response
-                .json()
-                .await
+            let list: TagList = serde_json::from_slice(&doc.body)
                 .with_context(|| format!("{} answered a malformed tag list", self.registry))?;
             tags.extend(list.tags.unwrap_or_default());
         }
@@ -994,10 +1068,8 @@ impl Store for RemoteRepository {
         let path = format!("/v2/{}/referrers/{digest}", self.name);
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(media::OCI_INDEX));
-        let response = self
-            .send(Method::GET, &path, headers, Body::Empty, false)
-            .await?;
-        let status = response.status();
+        let doc = self.get_document(&path, headers).await?;
+        let status = doc.status;
         // A registry with the API answers 200 (an empty index when nothing refers to the
         // digest); anything else means no API.
         if !status.is_success() {
@@ -1005,7 +1077,7 @@ impl Store for RemoteRepository {
             return Ok(None);
         }
         let _ = self.referrers_api.set(true);
-        let bytes = response.bytes().await?;
+        let bytes = doc.body;
         let index: crate::oci::manifest::ImageIndex =
             serde_json::from_slice(&bytes).with_context(|| {
                 format!(
