@@ -233,3 +233,20 @@ async fn missing_manifests(
     }
     Ok(missing)
 }
+
+/// Points `tag` at `manifest`, unless it already does (a rerun then writes nothing).
+pub async fn put_tag(
+    dest: &dyn Store,
+    manifest: &crate::oci::RawManifest,
+    tag: &str,
+) -> Result<bool> {
+    if dest
+        .resolve(ManifestRef::Tag(tag))
+        .await?
+        .is_some_and(|d| d.digest == manifest.digest)
+    {
+        return Ok(false);
+    }
+    dest.put_manifest(manifest, Some(tag)).await?;
+    Ok(true)
+}

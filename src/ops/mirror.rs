@@ -5,7 +5,7 @@
 //! before the tag or index that names it; the requested tags last. An interrupted mirror can be
 //! rerun: whatever already arrived is skipped after one HEAD.
 
-use super::copy::{check_blobs_present, copy_graph, CopyStats};
+use super::copy::{check_blobs_present, copy_graph, put_tag, CopyStats};
 use super::graph::{read_graph, Graph};
 use super::referrers;
 use crate::cosign::sigmanifest;
@@ -273,7 +273,7 @@ pub async fn mirror(
     tags.sort();
     tags.dedup();
     for tag in &tags {
-        dst.put_manifest(&graph.root().manifest, Some(tag)).await?;
+        put_tag(dst.as_ref(), &graph.root().manifest, tag).await?;
     }
 
     let root_node = graph.root();

@@ -1,6 +1,6 @@
 //! `wharf push`: an OCI image layout to a registry or another layout, by digest.
 
-use super::copy::{check_blobs_present, copy_graph, CopyStats};
+use super::copy::{check_blobs_present, copy_graph, put_tag, CopyStats};
 use super::graph::read_graph;
 use crate::oci::{media, ImageRef};
 use crate::store::{resolve_reference, Stores};
@@ -85,7 +85,7 @@ pub async fn push(
         .collect();
     tags.dedup();
     for tag in &tags {
-        dest.put_manifest(&graph.root().manifest, Some(tag)).await?;
+        put_tag(dest.as_ref(), &graph.root().manifest, tag).await?;
     }
 
     let root_node = graph.root();
