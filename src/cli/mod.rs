@@ -195,3 +195,9 @@ pub fn default_jobs() -> usize {
         .map(|n| (n.get() * 2).clamp(4, 8))
         .unwrap_or(4)
 }
+
+/// Default concurrency for signing and verifying: each manifest costs a few small requests
+/// (and a wait to confirm the write survived concurrent writers), so more at once pays.
+pub fn default_signing_jobs() -> usize {
+    16
+}

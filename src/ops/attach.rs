@@ -7,6 +7,7 @@
 
 use crate::cosign::sigmanifest;
 use crate::oci::{Descriptor, Manifest};
+use crate::store::registry::RegistryError;
 use crate::store::{no_progress, BytesBlob, ManifestRef, Store};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -19,15 +20,16 @@ pub enum Attached {
     AlreadyPresent,
 }
 
-/// How long to wait before checking that a write survived: longer than any other writer's
-/// read-to-write window (two small requests).
-pub(crate) fn settle_delay() -> Duration {
+/// How long to wait before checking that a write survived: longer than another writer's
+/// read-to-write window, which is about as long as ours was (`window`: the time our own read
+/// and write took), with jitter so writers do not check in lockstep.
+pub(crate) fn settle_delay(window: Duration) -> Duration {
     let jitter = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .subsec_nanos() as u64
-        % 250;
-    Duration::from_millis(250 + jitter)
+        % 50;
+    (window * 2).max(Duration::from_millis(50)) + Duration::from_millis(jitter)
 }
 
 const MAX_ROUNDS: usize = 20;
@@ -45,12 +47,13 @@ pub async fn append_layer(
 ) -> Result<Attached> {
     if !store.blob_exists(layer).await? {
         store
-            .put_blob(layer, &BytesBlob(blob), no_progress())
+            .put_blob(layer, &BytesBlob(blob.clone()), no_progress())
             .await
             .with_context(|| format!("uploading {tag} layer {}", layer.digest))?;
     }
     let is_ours = |d: &Descriptor| d.digest == layer.digest && d.annotations == layer.annotations;
     for _ in 0..MAX_ROUNDS {
+        let started = std::time::Instant::now();
         let current = store.get_manifest(ManifestRef::Tag(tag)).await?;
         let existing = match &current {
             None => Vec::new(),
@@ -78,16 +81,33 @@ pub async fn append_layer(
                 .await?;
         }
         let expected = current.as_ref().map(|m| &m.digest);
-        if !store
+        match store
             .put_manifest_if(&artifact.manifest, tag, expected)
-            .await?
+            .await
         {
-            continue;
+            Ok(true) => {}
+            Ok(false) => continue,
+            // Concurrent writers uploading the same blob can make the registry briefly see it
+            // as missing; make sure the blobs are there and go round again.
+            Err(e) if RegistryError::is_blob_unknown(&e) => {
+                store
+                    .put_blob(layer, &BytesBlob(blob.clone()), no_progress())
+                    .await?;
+                store
+                    .put_blob(
+                        &artifact.config_descriptor,
+                        &BytesBlob(artifact.config.clone()),
+                        no_progress(),
+                    )
+                    .await?;
+                continue;
+            }
+            Err(e) => return Err(e),
         }
         if store.atomic_tags() {
             return Ok(Attached::Added);
         }
-        tokio::time::sleep(settle_delay()).await;
+        tokio::time::sleep(settle_delay(started.elapsed())).await;
         let after = store.get_manifest(ManifestRef::Tag(tag)).await?;
         let survived = match after.map(|m| m.parse()).transpose()? {
             Some(Manifest::Image(m)) => m.layers.iter().any(is_ours),

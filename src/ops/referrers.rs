@@ -57,6 +57,7 @@ pub async fn merge_into_fallback_index(
 ) -> Result<bool> {
     let tag = fallback_tag(subject);
     for _ in 0..20 {
+        let started = std::time::Instant::now();
         let current = store.get_manifest(ManifestRef::Tag(&tag)).await?;
         let existing: Vec<Descriptor> = match current.as_ref().map(|c| c.parse()).transpose()? {
             Some(Manifest::Index(i)) => i.manifests,
@@ -90,7 +91,7 @@ pub async fn merge_into_fallback_index(
         if store.atomic_tags() {
             return Ok(true);
         }
-        tokio::time::sleep(settle_delay()).await;
+        tokio::time::sleep(settle_delay(started.elapsed())).await;
         let after = store.get_manifest(ManifestRef::Tag(&tag)).await?;
         if let Some(Manifest::Index(i)) = after.map(|a| a.parse()).transpose()? {
             if wanted
