@@ -195,9 +195,11 @@ ensure_node_and_python_deps() {
     fi
     # jsonschema validates generated SBOMs against the official CycloneDX schema, which
     # cyclonedx-python-lib ships; format-nongpl adds the date-time/iri format checkers.
-    if ! python3 -c 'import jsonschema, cyclonedx, rfc3339_validator' 2>/dev/null; then
-        log "pip install jsonschema cyclonedx-python-lib"
-        python3 -m pip install -q 'cyclonedx-python-lib>=7,<12' 'jsonschema[format-nongpl]>=4.18' >&2 </dev/null \
+    # sigstore (sigstore-python) verifies wharf's Sigstore bundles independently.
+    if ! python3 -c 'import jsonschema, cyclonedx, rfc3339_validator, sigstore' 2>/dev/null; then
+        log "pip install jsonschema cyclonedx-python-lib sigstore"
+        python3 -m pip install -q --root-user-action=ignore 'cyclonedx-python-lib>=7,<12' \
+            'jsonschema[format-nongpl]>=4.18' 'sigstore>=4,<5' >&2 </dev/null \
             || die "pip install failed"
     fi
 }

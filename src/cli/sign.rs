@@ -2,10 +2,11 @@
 //! groups they share: who signs (key or keyless) and who must have signed (the policy).
 
 use super::key::{load_private_key, load_public_key, PasswordArgs};
-use super::{default_jobs, github, GlobalArgs};
+use super::{default_signing_jobs, github, GlobalArgs};
 use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
+use crate::ops::bundles::BundleFormat;
 use crate::ops::sign::{sign, SignRequest, Tlog};
 use crate::ops::verify::{verify, Policy, VerifyRequest};
 use crate::sign::keyless::KeylessSigner;
@@ -50,6 +51,12 @@ pub struct SignerArgs {
     /// is keyless.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+
+    /// How to store signatures and attestations: legacy (cosign 2.x's sha256-<hex>.sig/.att
+    /// tags, read by cosign 2 and 3, skopeo and policy controllers), bundle (Sigstore bundle
+    /// v0.3 as an OCI referrer, what cosign 3 and GitHub attestations write), or both.
+    #[arg(long, value_enum, default_value_t = BundleFormat::Legacy, env = "WHARF_BUNDLE_FORMAT", value_name = "FORMAT")]
+    pub bundle_format: BundleFormat,
 
     /// Upload to the Rekor transparency log (as cosign does by default). Keyless needs it.
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
@@ -277,7 +284,7 @@ pub struct SignArgs {
     pub resolve_tag: bool,
 
     /// How many manifests to sign at once.
-    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
 
     #[command(flatten)]
@@ -310,7 +317,7 @@ pub struct VerifyArgs {
     #[arg(long, short = 'r')]
     pub recursive: bool,
 
-    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
 
     #[command(flatten)]
@@ -388,7 +395,7 @@ pub struct VerifyAttestationArgs {
     #[arg(long, value_name = "FILE")]
     pub output_predicate: Option<PathBuf>,
 
-    #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
+    #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
 
     #[command(flatten)]
@@ -433,6 +440,7 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
         digest: digest.clone(),
         recursive: args.recursive,
         annotations: parse_annotations(&args.annotations)?,
+        format: args.signer.bundle_format,
         jobs: args.jobs,
     };
     let report = sign(
@@ -527,6 +535,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
         predicate_type,
         predicate,
         replace: args.replace,
+        format: args.signer.bundle_format,
     };
     let report = attest(store.as_ref(), signer.as_ref(), tlog.as_ref(), &request).await?;
     global.print(&report, || {

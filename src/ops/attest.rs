@@ -2,9 +2,13 @@
 //! `sha256-<hex>.att` tag, as cosign writes and reads them.
 
 use super::attach::{append_layer, Attached};
+use super::bundles::{check_bundle, find_bundles, sign_as_bundle, BundleFormat};
 use super::graph::read_graph;
 use super::sign::{existing_layers, targets, Tlog};
-use super::verify::{reject, verify_crypto, verify_evidence, Policy, Rejection, VerifyRequest};
+use super::verify::{
+    layer_certificate, layer_tlog, reject, verify_crypto, verify_evidence, Policy, Rejection,
+    VerifyRequest,
+};
 use crate::cosign::attestation::{
     self, Envelope, DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
 };
@@ -12,6 +16,7 @@ use crate::cosign::sigmanifest;
 use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Manifest, Platform};
 use crate::sign::{keys, verify_signature, Signer};
+use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::{ManifestRef, Store};
 use anyhow::{anyhow, bail, Context, Result};
@@ -26,6 +31,8 @@ pub struct AttestRequest {
     pub predicate: Vec<u8>,
     /// Replace existing attestations of the same predicate type.
     pub replace: bool,
+    /// Tag scheme, Sigstore bundle referrers, or both.
+    pub format: BundleFormat,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +87,23 @@ pub async fn attest(
     attestation::check_predicate(&request.predicate_type, &request.predicate)?;
     let (digest, platform) =
         platform_manifest(store, &request.digest, request.platform.as_ref()).await?;
+    let mut added_bundle = false;
+    if request.format.bundle() {
+        added_bundle = sign_as_bundle(
+            store,
+            signer,
+            tlog,
+            &digest,
+            &request.predicate_type,
+            &request.predicate,
+        )
+        .await
+        .with_context(|| format!("attesting {digest} as a Sigstore bundle"))?;
+        if !request.format.legacy() {
+            let tag = sigmanifest::attestation_tag(&digest);
+            return Ok(report(store, &digest, platform, request, tag, added_bundle));
+        }
+    }
     let subject = store.repository().docker_reference();
     let statement = attestation::statement(
         &subject,
@@ -107,7 +131,7 @@ pub async fn attest(
                 .iter()
                 .any(|sig| verify_signature(&public_key, &signed, sig).is_ok());
             if same_payload && by_us {
-                return Ok(report(store, &digest, platform, request, tag, false));
+                return Ok(report(store, &digest, platform, request, tag, added_bundle));
             }
         }
     }
@@ -138,7 +162,7 @@ pub async fn attest(
         .with_context(|| format!("logging the attestation of {digest}"))?;
         annotations.insert(
             sigmanifest::BUNDLE_ANNOTATION.to_string(),
-            bundle.to_annotation(),
+            bundle.bundle.to_annotation(),
         );
     }
     let layer = attestation::attestation_layer(&envelope, &request.predicate_type, annotations);
@@ -252,28 +276,54 @@ async fn verify_manifest_attestations(
     digest: &Digest,
     predicate_type: Option<&str>,
 ) -> Result<(Vec<serde_json::Value>, Vec<String>)> {
-    let tag = sigmanifest::attestation_tag(digest);
-    let Some(raw) = store.get_manifest(ManifestRef::Tag(&tag)).await? else {
-        bail!(
-            "no attestations: there is no {tag} in {}",
-            store.repository()
-        );
-    };
-    let layers = match raw.parse() {
-        Ok(Manifest::Image(m)) => m.layers,
-        _ => bail!("malformed attestation manifest {tag}"),
-    };
     let mut statements = Vec::new();
     let mut predicates = Vec::new();
     let mut rejections: Vec<Rejection> = Vec::new();
-    for layer in layers.iter().filter(|l| l.media_type == DSSE_MEDIA_TYPE) {
-        match check_attestation(store, policy, request, digest, predicate_type, layer).await? {
+    let mut record =
+        |outcome: std::result::Result<(serde_json::Value, String), Rejection>| match outcome {
             Ok((statement, predicate)) => {
                 statements.push(statement);
                 predicates.push(predicate);
             }
             Err(r) => rejections.push(r),
+        };
+    // Sigstore bundles (cosign v3, GitHub) first, then cosign 2.x's tag scheme.
+    for (referrer, bundle) in find_bundles(store, digest).await? {
+        let is_plain_signature = bundle
+            .as_ref()
+            .ok()
+            .and_then(|b| b.dsse_envelope.as_ref())
+            .and_then(|e| e.payload_bytes().ok())
+            .and_then(|p| {
+                attestation::parse_statement(&p)
+                    .ok()
+                    .map(|s| s.predicate_type == SIGN_PREDICATE_TYPE)
+            })
+            .unwrap_or(false);
+        if is_plain_signature && predicate_type != Some(SIGN_PREDICATE_TYPE) {
+            continue;
         }
+        record(
+            bundle
+                .map_err(|e| reject(9, format!("bundle {referrer} is malformed: {e:#}")))
+                .and_then(|b| check_bundle(policy, request, digest, predicate_type, &b)),
+        );
+    }
+    let tag = sigmanifest::attestation_tag(digest);
+    let raw = store.get_manifest(ManifestRef::Tag(&tag)).await?;
+    let layers = match raw.as_ref().map(|r| r.parse()) {
+        None => Vec::new(),
+        Some(Ok(Manifest::Image(m))) => m.layers,
+        Some(_) => {
+            record(Err(reject(
+                9,
+                format!("malformed attestation manifest {tag}"),
+            )));
+            Vec::new()
+        }
+    };
+    for layer in layers.iter().filter(|l| l.media_type == DSSE_MEDIA_TYPE) {
+        record(check_attestation(store, policy, request, digest, predicate_type, layer).await?);
     }
     if !statements.is_empty() {
         return Ok((statements, predicates));
@@ -281,7 +331,10 @@ async fn verify_manifest_attestations(
     rejections.sort_by_key(|r| r.rank);
     match rejections.into_iter().next() {
         Some(r) => bail!("{}", r.message),
-        None => bail!("no attestations: {tag} holds no DSSE envelopes"),
+        None => bail!(
+            "no attestations: there is no {tag} and no attestation bundle referrer in {}",
+            store.repository()
+        ),
     }
 }
 
@@ -317,9 +370,14 @@ async fn check_attestation(
         return Ok(Err(reject(9, "the envelope is malformed (bad base64)")));
     };
     let signed = attestation::pae(&envelope.payload_type, &payload);
+    let certificate = match layer_certificate(layer) {
+        Ok(c) => c,
+        Err(r) => return Ok(Err(r)),
+    };
     let mut outcome = Err(reject(8, "the envelope has no signature"));
     for signature in &signatures {
-        outcome = verify_crypto(policy, layer, &signed, signature).map(|v| (v, signature.clone()));
+        outcome = verify_crypto(policy, certificate.clone(), &signed, signature)
+            .map(|v| (v, signature.clone()));
         if outcome.is_ok() {
             break;
         }
@@ -354,7 +412,13 @@ async fn check_attestation(
     }
     let body_check =
         |bundle: &rekor::Bundle| bundle.check_attestation_body(&payload, &signature, &verifier_der);
-    if let Err(r) = verify_evidence(policy, request, layer, certificate.as_ref(), &body_check) {
+    if let Err(r) = verify_evidence(
+        policy,
+        request,
+        layer_tlog(layer),
+        certificate.as_ref(),
+        &body_check,
+    ) {
         return Ok(Err(r));
     }
     let predicate = statement.predicate.get().to_string();

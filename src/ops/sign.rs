@@ -2,12 +2,14 @@
 //! under its index.
 
 use super::attach::{append_layer, Attached};
+use super::bundles::{sign_as_bundle, BundleFormat};
 use super::graph::read_graph;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{self, SIGNATURE_ANNOTATION};
 use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Platform};
 use crate::sign::{keys, verify_signature, Signer};
+use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::{ManifestRef, Store};
 use crate::ui::Progress;
@@ -29,6 +31,8 @@ pub struct SignRequest {
     pub recursive: bool,
     /// Extra claims for the payload's `optional` section (`-a KEY=VALUE`).
     pub annotations: BTreeMap<String, String>,
+    /// Tag scheme, Sigstore bundle referrers, or both.
+    pub format: BundleFormat,
     pub jobs: usize,
 }
 
@@ -83,15 +87,34 @@ pub async fn sign(
         .map(|(digest, platform)| {
             let bar = &bar;
             async move {
-                let outcome = sign_manifest(store, signer, tlog, &digest, &request.annotations)
+                let mut added = false;
+                if request.format.legacy() {
+                    let outcome = sign_manifest(store, signer, tlog, &digest, &request.annotations)
+                        .await
+                        .with_context(|| format!("signing {digest}"))?;
+                    added |= outcome == Attached::Added;
+                }
+                if request.format.bundle() {
+                    let predicate = serde_json::to_vec(
+                        &serde_json::json!({ "annotations": request.annotations }),
+                    )?;
+                    added |= sign_as_bundle(
+                        store,
+                        signer,
+                        tlog,
+                        &digest,
+                        SIGN_PREDICATE_TYPE,
+                        &predicate,
+                    )
                     .await
-                    .with_context(|| format!("signing {digest}"))?;
+                    .with_context(|| format!("signing {digest} as a Sigstore bundle"))?;
+                }
                 bar.inc(1);
                 Ok::<_, anyhow::Error>(SignedManifest {
                     signature_tag: sigmanifest::signature_tag(&digest),
                     digest: digest.to_string(),
                     platform: platform.map(|p| p.to_string()),
-                    added: outcome == Attached::Added,
+                    added,
                 })
             }
         })
@@ -156,7 +179,7 @@ async fn sign_manifest(
         let bundle = rekor::upload(&tlog.http, &tlog.rekor_url, &entry).await?;
         layer_annotations.insert(
             sigmanifest::BUNDLE_ANNOTATION.to_string(),
-            bundle.to_annotation(),
+            bundle.bundle.to_annotation(),
         );
     }
     let layer = sigmanifest::signature_layer(&payload, layer_annotations);

@@ -5,6 +5,7 @@
 //! evidence, and signs exactly that manifest's digest. Otherwise the error names the most
 //! specific check that failed, for which manifest.
 
+use super::bundles::{check_bundle, find_bundles};
 use super::sign::targets;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{
@@ -12,6 +13,7 @@ use crate::cosign::sigmanifest::{
 };
 use crate::oci::{Descriptor, Digest, Manifest, Platform};
 use crate::sign::{keys, verify_signature};
+use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::cert::{verify_chain, verify_embedded_sct, IdentityPolicy, SigningCert};
 use crate::sigstore::rekor::Bundle;
 use crate::sigstore::trust::TrustRoot;
@@ -133,36 +135,47 @@ async fn verify_manifest(
         None => digest.to_string(),
     };
     let repo = store.repository();
-    let tag = sigmanifest::signature_tag(digest);
-    let Some(raw) = store.get_manifest(ManifestRef::Tag(&tag)).await? else {
-        return Err(anyhow!(
-            "no signatures for {what} in {repo}: there is no {tag}"
-        ));
-    };
-    let layers = match raw.parse() {
-        Ok(Manifest::Image(m)) => m.layers,
-        Ok(Manifest::Index(_)) => {
-            return Err(anyhow!(
-                "malformed signature manifest {tag} for {what}: it is an index"
-            ))
+    let mut payloads = Vec::new();
+    let mut rejections = Vec::new();
+
+    // Sigstore bundles (cosign v3) first, then cosign 2.x's tag scheme.
+    for (referrer, bundle) in find_bundles(store, digest).await? {
+        let checked = bundle
+            .map_err(|e| reject(9, format!("bundle {referrer} is malformed: {e:#}")))
+            .and_then(|b| check_bundle(policy, request, digest, Some(SIGN_PREDICATE_TYPE), &b));
+        match checked {
+            Ok((statement, _)) => payloads.push(statement),
+            Err(r) => rejections.push(r),
         }
-        Err(e) => {
-            return Err(anyhow!(
-                "malformed signature manifest {tag} for {what}: {e:#}"
-            ))
+    }
+    if !payloads.is_empty() {
+        return Ok(payloads);
+    }
+
+    let tag = sigmanifest::signature_tag(digest);
+    let raw = store.get_manifest(ManifestRef::Tag(&tag)).await?;
+    let layers = match raw.as_ref().map(|r| r.parse()) {
+        None => Vec::new(),
+        Some(Ok(Manifest::Image(m))) => m.layers,
+        Some(Ok(Manifest::Index(_))) => {
+            rejections.push(reject(
+                9,
+                format!("malformed signature manifest {tag}: it is an index"),
+            ));
+            Vec::new()
+        }
+        Some(Err(e)) => {
+            rejections.push(reject(
+                9,
+                format!("malformed signature manifest {tag}: {e:#}"),
+            ));
+            Vec::new()
         }
     };
     let signatures: Vec<&Descriptor> = layers
         .iter()
         .filter(|l| l.media_type == SIMPLESIGNING_MEDIA_TYPE)
         .collect();
-    if signatures.is_empty() {
-        return Err(anyhow!(
-            "no signatures for {what} in {repo}: {tag} holds no signature layers"
-        ));
-    }
-    let mut payloads = Vec::new();
-    let mut rejections = Vec::new();
     for layer in &signatures {
         match check_layer(store, policy, request, digest, layer).await? {
             Ok(payload) => payloads.push(payload),
@@ -172,10 +185,17 @@ async fn verify_manifest(
     if !payloads.is_empty() {
         return Ok(payloads);
     }
+    if rejections.is_empty() {
+        return Err(match raw {
+            None => anyhow!("no signatures for {what} in {repo}: there is no {tag} and no signature bundle referrer"),
+            Some(_) => anyhow!("no signatures for {what} in {repo}: {tag} holds no signature layers"),
+        });
+    }
     rejections.sort_by_key(|r| r.rank);
+    let n = rejections.len();
     let best = rejections.remove(0);
-    let others = if signatures.len() > 1 {
-        format!(" ({} signatures in {tag}, none valid)", signatures.len())
+    let others = if n > 1 {
+        format!(" ({n} signatures, none valid)")
     } else {
         String::new()
     };
@@ -224,7 +244,12 @@ async fn check_layer(
         }
     };
 
-    let (verifier_der, certificate) = match verify_crypto(policy, layer, &payload, &signature) {
+    let certificate = match layer_certificate(layer) {
+        Ok(c) => c,
+        Err(r) => return Ok(Err(r)),
+    };
+    let (verifier_der, certificate) = match verify_crypto(policy, certificate, &payload, &signature)
+    {
         Ok(v) => v,
         Err(r) => return Ok(Err(r)),
     };
@@ -242,7 +267,13 @@ async fn check_layer(
         )));
     }
     let body_check = |bundle: &Bundle| bundle.check_body(&payload, &signature, &verifier_der);
-    if let Err(r) = verify_evidence(policy, request, layer, certificate.as_ref(), &body_check) {
+    if let Err(r) = verify_evidence(
+        policy,
+        request,
+        layer_tlog(layer),
+        certificate.as_ref(),
+        &body_check,
+    ) {
         return Ok(Err(r));
     }
     Ok(Ok(serde_json::from_slice(&payload).expect("parsed above")))
@@ -252,7 +283,7 @@ async fn check_layer(
 /// or certificate, as the log entry names it) and, keyless, its certificate.
 pub(crate) fn verify_crypto(
     policy: &Policy,
-    layer: &Descriptor,
+    certificate: Option<SigningCert>,
     signed: &[u8],
     signature: &[u8],
 ) -> std::result::Result<(Vec<u8>, Option<SigningCert>), Rejection> {
@@ -273,14 +304,12 @@ pub(crate) fn verify_crypto(
             Ok((der.as_bytes().to_vec(), None))
         }
         Policy::Identity(_) => {
-            let Some(pem) = layer.annotation(CERTIFICATE_ANNOTATION) else {
+            let Some(cert) = certificate else {
                 return Err(reject(
                     6,
                     "the signature has no certificate (it was made with a key: verify with --key)",
                 ));
             };
-            let cert = SigningCert::from_pem(pem)
-                .map_err(|e| reject(9, format!("malformed signing certificate: {e:#}")))?;
             if verify_signature(&cert.public_key, signed, signature).is_err() {
                 return Err(reject(
                     8,
@@ -296,7 +325,7 @@ pub(crate) fn verify_crypto(
 pub(crate) fn verify_evidence(
     policy: &Policy,
     request: &VerifyRequest,
-    layer: &Descriptor,
+    tlog: Option<Result<Bundle>>,
     certificate: Option<&SigningCert>,
     body_check: &dyn Fn(&Bundle) -> Result<()>,
 ) -> std::result::Result<(), Rejection> {
@@ -304,13 +333,13 @@ pub(crate) fn verify_evidence(
     let signed_at = if request.ignore_tlog {
         now()
     } else {
-        let Some(bundle) = layer.annotation(BUNDLE_ANNOTATION) else {
+        let Some(bundle) = tlog else {
             return Err(reject(
                 3,
                 "there is no transparency log bundle; pass --insecure-ignore-tlog to accept signatures made with --tlog-upload=false",
             ));
         };
-        let bundle = Bundle::parse(bundle).map_err(|e| reject(3, format!("{e:#}")))?;
+        let bundle = bundle.map_err(|e| reject(3, format!("{e:#}")))?;
         bundle
             .verify_set(&request.trust)
             .map_err(|e| reject(2, format!("transparency log evidence invalid: {e:#}")))?;
@@ -345,6 +374,24 @@ pub(crate) fn verify_evidence(
             .map_err(|e| reject(1, format!("{e:#}")))?;
     }
     Ok(())
+}
+
+/// The signing certificate a tag-scheme layer carries, if any.
+pub(crate) fn layer_certificate(
+    layer: &Descriptor,
+) -> std::result::Result<Option<SigningCert>, Rejection> {
+    layer
+        .annotation(CERTIFICATE_ANNOTATION)
+        .map(|pem| {
+            SigningCert::from_pem(pem)
+                .map_err(|e| reject(9, format!("malformed signing certificate: {e:#}")))
+        })
+        .transpose()
+}
+
+/// The transparency-log bundle a tag-scheme layer carries, if any.
+pub(crate) fn layer_tlog(layer: &Descriptor) -> Option<Result<Bundle>> {
+    layer.annotation(BUNDLE_ANNOTATION).map(Bundle::parse)
 }
 
 fn now() -> i64 {

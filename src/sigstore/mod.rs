@@ -4,6 +4,7 @@
 //! (GitHub tokens have none) and skips SET checks when verifying, so wharf speaks these small
 //! JSON protocols itself and verifies certificates, SCTs and SETs with RustCrypto.
 
+pub mod bundle;
 pub mod cert;
 pub mod fulcio;
 pub mod oidc;

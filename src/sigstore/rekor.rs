@@ -46,12 +46,34 @@ pub fn hashedrekord(payload: &[u8], signature: &[u8], verifier_pem: &str) -> ser
     })
 }
 
+/// A logged entry: the legacy bundle (what cosign's tag scheme stores) plus what the Sigstore
+/// bundle format also carries.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub bundle: Bundle,
+    /// `kind` and `apiVersion` of the canonicalized body.
+    pub kind: String,
+    pub version: String,
+    /// Rekor's inclusion proof, when it returned one (hex hashes, as Rekor v1 sends them).
+    pub inclusion_proof: Option<InclusionProof>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InclusionProof {
+    pub log_index: i64,
+    pub root_hash: String,
+    pub tree_size: i64,
+    pub hashes: Vec<String>,
+    pub checkpoint: Option<String>,
+}
+
 /// Logs an entry and returns the bundle proving it.
 pub async fn upload(
     http: &reqwest::Client,
     rekor_url: &str,
     entry: &serde_json::Value,
-) -> Result<Bundle> {
+) -> Result<LogEntry> {
     let url = format!("{}/api/v1/log/entries", rekor_url.trim_end_matches('/'));
     let response = http
         .post(&url)
@@ -81,6 +103,7 @@ pub async fn upload(
     #[serde(rename_all = "camelCase")]
     struct Verification {
         signed_entry_timestamp: String,
+        inclusion_proof: Option<InclusionProof>,
     }
     let entries: BTreeMap<String, Entry> = serde_json::from_str(&text)
         .with_context(|| format!("Rekor at {rekor_url} answered malformed JSON"))?;
@@ -88,13 +111,23 @@ pub async fn upload(
         .into_values()
         .next()
         .ok_or_else(|| anyhow!("Rekor at {rekor_url} returned no entry"))?;
-    Ok(Bundle {
-        signed_entry_timestamp: entry.verification.signed_entry_timestamp,
-        payload: BundlePayload {
-            body: entry.body,
-            integrated_time: entry.integrated_time,
-            log_index: entry.log_index,
-            log_id: entry.log_id,
+    let body: serde_json::Value = B64
+        .decode(&entry.body)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    Ok(LogEntry {
+        kind: body["kind"].as_str().unwrap_or_default().to_string(),
+        version: body["apiVersion"].as_str().unwrap_or_default().to_string(),
+        inclusion_proof: entry.verification.inclusion_proof,
+        bundle: Bundle {
+            signed_entry_timestamp: entry.verification.signed_entry_timestamp,
+            payload: BundlePayload {
+                body: entry.body,
+                integrated_time: entry.integrated_time,
+                log_index: entry.log_index,
+                log_id: entry.log_id,
+            },
         },
     })
 }

@@ -141,6 +141,27 @@ pub fn parse_rfc3339(s: &str) -> Result<i64> {
     Ok(days_from_civil(d[0], d[1], d[2]) * 86400 + t[0] * 3600 + t[1] * 60 + t[2])
 }
 
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_rfc3339(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86400), unix.rem_euclid(86400));
+    // Inverse of days_from_civil (Howard Hinnant's civil_from_days).
+    let z = days + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -263,5 +284,8 @@ mod tests {
             1672531199
         );
         assert!(parse_rfc3339("yesterday").is_err());
+        for t in [0, 1610452407, 1672531199, 951782400] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(t)).unwrap(), t);
+        }
     }
 }

@@ -1,0 +1,327 @@
+//! Sigstore bundles as OCI 1.1 referrers (cosign v3, GitHub artifact attestations): writing
+//! one for a manifest, and finding and checking those of a manifest.
+
+use super::referrers;
+use super::verify::{reject, verify_crypto, verify_evidence, Policy, Rejection, VerifyRequest};
+use crate::cosign::attestation::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
+use crate::oci::manifest::{Annotations, ImageManifest};
+use crate::oci::{media, Descriptor, Digest, Manifest, RawManifest};
+use crate::sigstore::bundle::{SigstoreBundle, BUNDLE_MEDIA_TYPE};
+use crate::sigstore::cert::SigningCert;
+use crate::store::{no_progress, BytesBlob, ManifestRef, Store};
+use anyhow::{anyhow, Context, Result};
+use der::Decode;
+use futures_util::TryStreamExt;
+
+pub const CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
+pub const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
+const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// Which format signatures and attestations are written in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BundleFormat {
+    /// cosign 2.x's tag scheme (`.sig`/`.att`): what cosign 2, skopeo and policy
+    /// controllers read, and cosign 3 falls back to.
+    Legacy,
+    /// Sigstore bundle v0.3 as an OCI referrer: what cosign 3 and GitHub attestations write.
+    Bundle,
+    /// Both, for readers of either kind.
+    Both,
+}
+
+impl BundleFormat {
+    pub fn legacy(self) -> bool {
+        matches!(self, BundleFormat::Legacy | BundleFormat::Both)
+    }
+    pub fn bundle(self) -> bool {
+        matches!(self, BundleFormat::Bundle | BundleFormat::Both)
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReferrerWritten {
+    pub digest: String,
+    /// The registry refused a manifest with `subject`; it was written without one and found
+    /// through the fallback tag index only (as GitHub's attest does).
+    pub subject_dropped: bool,
+    /// The `sha256-<hex>` fallback index was updated (the registry has no referrers API).
+    pub fallback_index: bool,
+}
+
+/// Pushes `bundle` as a referrer of `subject`.
+pub async fn push_bundle(
+    store: &dyn Store,
+    subject: &Descriptor,
+    bundle: &SigstoreBundle,
+    predicate_type: &str,
+) -> Result<ReferrerWritten> {
+    let bytes = bundle.to_bytes();
+    let layer = Descriptor::new(BUNDLE_MEDIA_TYPE, Digest::of(&bytes), bytes.len() as u64);
+    let config = Descriptor::new(
+        media::OCI_EMPTY,
+        Digest::of(EMPTY_CONFIG),
+        EMPTY_CONFIG.len() as u64,
+    );
+    for (desc, blob) in [(&config, EMPTY_CONFIG.to_vec()), (&layer, bytes)] {
+        if !store.blob_exists(desc).await? {
+            store
+                .put_blob(desc, &BytesBlob(blob.into()), no_progress())
+                .await?;
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let annotations = Annotations::from([
+        (CONTENT_ANNOTATION.to_string(), "dsse-envelope".to_string()),
+        (
+            PREDICATE_TYPE_ANNOTATION.to_string(),
+            predicate_type.to_string(),
+        ),
+        (
+            CREATED_ANNOTATION.to_string(),
+            crate::sigstore::trust::format_rfc3339(now),
+        ),
+    ]);
+    let mut subject_desc =
+        Descriptor::new(&subject.media_type, subject.digest.clone(), subject.size);
+    subject_desc.platform = None;
+    let mut manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: Some(BUNDLE_MEDIA_TYPE.into()),
+        config,
+        layers: vec![layer],
+        subject: Some(subject_desc),
+        annotations: Some(annotations.clone()),
+    };
+    let mut raw = RawManifest::from_manifest(&manifest, media::OCI_MANIFEST);
+    let mut subject_dropped = false;
+    if let Err(refused) = store.put_manifest(&raw, None).await {
+        // Some registries refuse referrer shapes (ECR: a subject that is an index). Keep the
+        // bundle findable through the fallback index, without the fields they refuse.
+        manifest.subject = None;
+        manifest.artifact_type = None;
+        raw = RawManifest::from_manifest(&manifest, media::OCI_MANIFEST);
+        store
+            .put_manifest(&raw, None)
+            .await
+            .with_context(|| format!("the registry refused the bundle referrer ({refused:#}), and also without a subject"))?;
+        subject_dropped = true;
+    }
+    let mut entry = raw.descriptor();
+    entry.artifact_type = Some(BUNDLE_MEDIA_TYPE.into());
+    entry.annotations = Some(annotations);
+    let api = !subject_dropped && store.referrers(&subject.digest).await?.is_some();
+    let fallback_index = if api {
+        false
+    } else {
+        referrers::merge_into_fallback_index(store, &subject.digest, &[entry], None).await?;
+        true
+    };
+    Ok(ReferrerWritten {
+        digest: raw.digest.to_string(),
+        subject_dropped,
+        fallback_index,
+    })
+}
+
+/// The Sigstore bundles referring to `digest`.
+pub async fn find_bundles(
+    store: &dyn Store,
+    digest: &Digest,
+) -> Result<Vec<(Digest, Result<SigstoreBundle>)>> {
+    let (found, _) = referrers::list(store, digest).await?;
+    let mut out = Vec::new();
+    for referrer in found
+        .iter()
+        .filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_MEDIA_TYPE))
+    {
+        let Some(raw) = store
+            .get_manifest(ManifestRef::Digest(&referrer.digest))
+            .await?
+        else {
+            continue;
+        };
+        let bundle = async {
+            let Manifest::Image(m) = raw.parse()? else {
+                return Err(anyhow!("the bundle referrer is an index"));
+            };
+            let layer = m
+                .layers
+                .iter()
+                .find(|l| l.media_type == BUNDLE_MEDIA_TYPE)
+                .ok_or_else(|| anyhow!("the referrer holds no bundle layer"))?;
+            if layer.size > 16 << 20 {
+                return Err(anyhow!("the bundle is too large"));
+            }
+            let bytes: Vec<u8> = store
+                .open_blob(layer)
+                .await?
+                .map_ok(|b| b.to_vec())
+                .try_concat()
+                .await?;
+            SigstoreBundle::parse(&bytes)
+        }
+        .await;
+        out.push((referrer.digest.clone(), bundle));
+    }
+    Ok(out)
+}
+
+/// Verifies one bundle for `digest`: signature under the policy, statement subject and type,
+/// transparency log. Returns the in-toto statement and its predicate's exact bytes.
+pub(crate) fn check_bundle(
+    policy: &Policy,
+    request: &VerifyRequest,
+    digest: &Digest,
+    predicate_type: Option<&str>,
+    bundle: &SigstoreBundle,
+) -> std::result::Result<(serde_json::Value, String), Rejection> {
+    let envelope: &Envelope = bundle
+        .dsse_envelope
+        .as_ref()
+        .ok_or_else(|| reject(9, "the bundle holds no DSSE envelope"))?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(reject(
+            9,
+            "the bundle's envelope is not an in-toto statement",
+        ));
+    }
+    let payload = envelope
+        .payload_bytes()
+        .map_err(|e| reject(9, format!("{e:#}")))?;
+    let signatures = envelope
+        .signature_bytes()
+        .map_err(|e| reject(9, format!("{e:#}")))?;
+    let certificate = match bundle
+        .certificate_der()
+        .map_err(|e| reject(9, format!("{e:#}")))?
+    {
+        Some(der) => Some(
+            x509_cert::Certificate::from_der(&der)
+                .map_err(anyhow::Error::from)
+                .and_then(SigningCert::parse)
+                .map_err(|e| reject(9, format!("malformed bundle certificate: {e:#}")))?,
+        ),
+        None => None,
+    };
+    let signed = attestation::pae(&envelope.payload_type, &payload);
+    let mut outcome = Err(reject(8, "the bundle's envelope has no signature"));
+    for signature in &signatures {
+        outcome = verify_crypto(policy, certificate.clone(), &signed, signature)
+            .map(|v| (v, signature.clone()));
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    let ((verifier_der, certificate), signature) = outcome?;
+    let statement =
+        attestation::parse_statement(&payload).map_err(|e| reject(9, format!("{e:#}")))?;
+    if !statement.subject_digests.iter().any(|d| d == digest.hex()) {
+        return Err(reject(
+            0,
+            format!(
+                "bundle for another image: its subject is {:?}, not {digest}",
+                statement.subject_digests
+            ),
+        ));
+    }
+    if let Some(wanted) = predicate_type {
+        if statement.predicate_type != wanted {
+            return Err(reject(
+                4,
+                format!(
+                    "no bundle of type {wanted} (found {})",
+                    statement.predicate_type
+                ),
+            ));
+        }
+    }
+    let tlog = bundle
+        .verification_material
+        .tlog_entries
+        .first()
+        .map(|e| e.as_legacy());
+    let body_check = |b: &crate::sigstore::rekor::Bundle| {
+        b.check_attestation_body(&payload, &signature, &verifier_der)
+    };
+    verify_evidence(policy, request, tlog, certificate.as_ref(), &body_check)?;
+    let predicate = statement.predicate.get().to_string();
+    let value = serde_json::from_slice(&payload).map_err(|e| reject(9, format!("{e}")))?;
+    Ok((value, predicate))
+}
+
+/// Signs an in-toto statement about `digest` and pushes it as a Sigstore bundle referrer.
+/// A statement this key already signed (a rerun) is not signed or logged again.
+pub async fn sign_as_bundle(
+    store: &dyn Store,
+    signer: &dyn crate::sign::Signer,
+    tlog: Option<&super::sign::Tlog>,
+    digest: &Digest,
+    predicate_type: &str,
+    predicate: &[u8],
+) -> Result<bool> {
+    let subject = store
+        .resolve(ManifestRef::Digest(digest))
+        .await?
+        .ok_or_else(|| anyhow!("manifest {digest} not found in {}", store.repository()))?;
+    let statement = attestation::statement(
+        &store.repository().docker_reference(),
+        digest,
+        predicate_type,
+        predicate,
+    )?;
+    let signed = attestation::pae(IN_TOTO_PAYLOAD_TYPE, &statement);
+    let public_key = signer.public_key();
+    if signer.certificate_pem().is_none() {
+        for (_, bundle) in find_bundles(store, digest).await? {
+            let Some(envelope) = bundle.ok().and_then(|b| b.dsse_envelope) else {
+                continue;
+            };
+            let same = envelope.payload_bytes().ok().as_deref() == Some(statement.as_slice())
+                && envelope
+                    .signature_bytes()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|s| crate::sign::verify_signature(&public_key, &signed, s).is_ok());
+            if same {
+                return Ok(false);
+            }
+        }
+    }
+    let signature = signer.sign(&signed)?;
+    let envelope = Envelope::new(&statement, &signature);
+    let log = match tlog {
+        Some(tlog) => {
+            let verifier = match signer.certificate_pem() {
+                Some(cert) => cert.to_string(),
+                None => crate::sign::keys::public_key_pem(&public_key),
+            };
+            let entry = crate::sigstore::rekor::dsse(&envelope.to_bytes(), &verifier);
+            Some(
+                crate::sigstore::rekor::upload(&tlog.http, &tlog.rekor_url, &entry)
+                    .await
+                    .with_context(|| format!("logging the bundle for {digest}"))?,
+            )
+        }
+        None => None,
+    };
+    let certificate = signer
+        .certificate_pem()
+        .map(SigningCert::from_pem)
+        .transpose()?;
+    let bundle = SigstoreBundle::new(
+        envelope,
+        certificate.as_ref().map(|c| c.der.as_slice()),
+        Some(crate::sign::keys::fingerprint(&public_key)),
+        log.as_ref(),
+    )?;
+    push_bundle(store, &subject, &bundle, predicate_type).await?;
+    Ok(true)
+}
