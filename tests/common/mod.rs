@@ -12,6 +12,9 @@
 //! - a tiny HTTP/1.1 client over `std::net::TcpStream` ([`http_request`]).
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod standin;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt::Write as _;

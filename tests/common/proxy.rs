@@ -1,0 +1,598 @@
+//! A fault-injecting HTTP/1.1 proxy for end-to-end tests: a std-thread TCP proxy on a free
+//! loopback port in front of one upstream (usually a [`super::Registry`]).
+//!
+//! Every request is parsed (request line, headers, a `Content-Length` or chunked body), shown
+//! to a [`Policy`] with its sequence number, and then forwarded, refused or dropped as the
+//! policy says. One request per connection: the proxy sends `Connection: close` upstream and
+//! to the client, so a client that wants keep-alive simply opens a new connection.
+//!
+//! The `Host` header is passed through unchanged, so a registry builds its upload `Location`
+//! URLs with the proxy's address and uploads keep going through the proxy.
+//!
+//! Faults ([`Fault`]) are injected *before* anything reaches the upstream (except
+//! [`Fault::Slow`], which forwards and then dribbles the response), so an injected fault never
+//! has a side effect the client cannot see.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// One parsed request, as the policy sees it.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// 0 for the first HTTP request the proxy parsed, then 1, 2, … (in arrival order).
+    pub seq: u64,
+    pub method: String,
+    /// Request target as sent: path plus query.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestInfo {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `Content-Type` without parameters.
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("Content-Type")
+            .map(|v| v.split(';').next().unwrap_or(v).trim())
+    }
+}
+
+/// What the proxy does with a request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Pass it to the upstream and the answer back.
+    Forward,
+    /// Close the connection without an answer, the request body unread (the kernel then
+    /// answers a client still sending with RST).
+    Reset,
+    /// Answer this instead of the upstream (the request body is read and dropped first, so
+    /// the client sees the answer rather than a reset).
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Forward, then deliver the answer late and in small pieces.
+    Slow,
+    /// Forward, then cut the answer's body off halfway (by its `Content-Length`) and close
+    /// the connection: a download that breaks mid-transfer.
+    Truncate,
+}
+
+impl Action {
+    /// A registry-style JSON error answer: `{"errors":[{"code":…,"message":…}]}`.
+    pub fn registry_error(status: u16, code: &str, message: &str) -> Action {
+        let body = serde_json::json!({
+            "errors": [{ "code": code, "message": message, "detail": null }]
+        });
+        Action::Respond {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(&body).unwrap(),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Action::Forward => "forward".into(),
+            Action::Reset => "reset".into(),
+            Action::Respond { status, .. } => status.to_string(),
+            Action::Slow => "slow".into(),
+            Action::Truncate => "truncate".into(),
+        }
+    }
+}
+
+/// The transient faults a real registry or the network in front of it produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Connection closed without an answer.
+    Reset,
+    /// 503 Service Unavailable.
+    Unavailable,
+    /// 429 Too Many Requests with `Retry-After: 1`.
+    TooManyRequests,
+    /// The answer arrives late and slowly.
+    Slow,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 4] = [
+        Fault::Reset,
+        Fault::Unavailable,
+        Fault::TooManyRequests,
+        Fault::Slow,
+    ];
+
+    pub fn action(self) -> Action {
+        match self {
+            Fault::Reset => Action::Reset,
+            Fault::Unavailable => {
+                Action::registry_error(503, "UNAVAILABLE", "injected fault: service unavailable")
+            }
+            Fault::TooManyRequests => match Action::registry_error(
+                429,
+                "TOOMANYREQUESTS",
+                "injected fault: too many requests",
+            ) {
+                Action::Respond {
+                    status,
+                    mut headers,
+                    body,
+                } => {
+                    headers.push(("Retry-After".into(), "1".into()));
+                    Action::Respond {
+                        status,
+                        headers,
+                        body,
+                    }
+                }
+                other => other,
+            },
+            Fault::Slow => Action::Slow,
+        }
+    }
+}
+
+/// Decides the fate of each request.
+pub type Policy = Box<dyn Fn(&RequestInfo) -> Action + Send + Sync>;
+
+/// Forwards everything.
+pub fn forward_all() -> Policy {
+    Box::new(|_| Action::Forward)
+}
+
+/// Every `n`-th request (seq `n-1`, `2n-1`, …; never seq 0, the client's first request)
+/// gets the next fault of `faults`, round-robin; the rest are forwarded. With `n = 5`, 20% of
+/// requests fail. Deterministic in the arrival order.
+pub fn every_nth(n: u64, faults: &[Fault]) -> Policy {
+    assert!(n >= 2 && !faults.is_empty());
+    let faults = faults.to_vec();
+    Box::new(move |req| {
+        if req.seq == 0 || (req.seq + 1) % n != 0 {
+            return Action::Forward;
+        }
+        let k = ((req.seq + 1) / n - 1) as usize;
+        faults[k % faults.len()].action()
+    })
+}
+
+/// The first `n` requests are forwarded; every later one is answered 503.
+pub fn fail_after(n: u64) -> Policy {
+    Box::new(move |req| {
+        if req.seq < n {
+            Action::Forward
+        } else {
+            Fault::Unavailable.action()
+        }
+    })
+}
+
+/// Tuning knobs of a proxy.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// Forward request bodies to the upstream at most this fast, per connection.
+    pub upload_bytes_per_second: Option<u64>,
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    /// `forward`, `reset`, `slow`, or the status answered by the proxy itself.
+    pub action: String,
+}
+
+struct Shared {
+    upstream: String,
+    policy: Policy,
+    options: ProxyOptions,
+    seq: AtomicU64,
+    stop: AtomicBool,
+    records: Mutex<Vec<Record>>,
+    /// Request-body bytes written to the upstream so far.
+    body_bytes_forwarded: AtomicU64,
+}
+
+/// A running proxy; dropping it stops accepting connections.
+pub struct Proxy {
+    addr: String,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Proxy {
+    /// Starts a proxy in front of `upstream` ("host:port") with default options.
+    pub fn start(upstream: &str, policy: Policy) -> Proxy {
+        Self::start_with(upstream, ProxyOptions::default(), policy)
+    }
+
+    pub fn start_with(upstream: &str, options: ProxyOptions, policy: Policy) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address").to_string();
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            policy,
+            options,
+            seq: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            records: Mutex::new(Vec::new()),
+            body_bytes_forwarded: AtomicU64::new(0),
+        });
+        let accept_shared = shared.clone();
+        let accept = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if accept_shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let shared = accept_shared.clone();
+                thread::spawn(move || {
+                    // Errors only end this connection; the client sees them as resets.
+                    let _ = handle(conn, &shared);
+                });
+            }
+        });
+        Proxy {
+            addr,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the proxy.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `127.0.0.1:PORT/name`: a repository reached through the proxy.
+    pub fn repo(&self, name: &str) -> String {
+        format!("{}/{name}", self.addr)
+    }
+
+    /// Every request so far, in the order their fate was decided.
+    pub fn records(&self) -> Vec<Record> {
+        self.shared.records.lock().expect("records").clone()
+    }
+
+    /// How many requests got `action` (see [`Record::action`]).
+    pub fn count(&self, action: &str) -> usize {
+        self.records().iter().filter(|r| r.action == action).count()
+    }
+
+    /// Request-body bytes forwarded to the upstream so far.
+    pub fn body_bytes_forwarded(&self) -> u64 {
+        self.shared.body_bytes_forwarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(
+            &self.addr.parse().expect("proxy address"),
+            Duration::from_secs(1),
+        );
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Reads one CRLF (or LF) terminated line, without the terminator; `None` at EOF.
+fn read_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    if r.read_until(b'\n', &mut buf)? == 0 {
+        return Ok(None);
+    }
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| invalid("non-UTF-8 header line"))
+}
+
+/// Reads header lines up to the blank line.
+fn read_headers(r: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(r)?.ok_or_else(|| invalid("EOF in headers"))?;
+        if line.is_empty() {
+            return Ok(headers);
+        }
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("bad header line {line:?}")))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Hop-by-hop headers the proxy replaces with its own `Connection: close`.
+fn is_hop_by_hop(name: &str) -> bool {
+    ["connection", "keep-alive", "proxy-connection"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+fn framing(headers: &[(String, String)]) -> io::Result<BodyFraming> {
+    if header(headers, "Transfer-Encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
+    {
+        return Ok(BodyFraming::Chunked);
+    }
+    match header(headers, "Content-Length") {
+        Some(len) => Ok(BodyFraming::Length(
+            len.parse().map_err(|_| invalid("bad Content-Length"))?,
+        )),
+        None => Ok(BodyFraming::None),
+    }
+}
+
+/// Copies exactly `n` bytes, at most `rate` bytes per second when given; adds what it wrote
+/// to `counter`.
+fn copy_exact(
+    r: &mut impl Read,
+    w: &mut impl Write,
+    n: u64,
+    rate: Option<u64>,
+    counter: Option<&AtomicU64>,
+) -> io::Result<()> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < n {
+        let want = (n - done).min(buf.len() as u64) as usize;
+        let got = r.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(invalid("EOF in body"));
+        }
+        w.write_all(&buf[..got])?;
+        done += got as u64;
+        if let Some(c) = counter {
+            c.fetch_add(got as u64, Ordering::SeqCst);
+        }
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(done as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                thread::sleep(wait);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies (or, with `w = None`, drains) a request body in its original framing.
+fn copy_body(
+    r: &mut impl BufRead,
+    mut w: Option<&mut TcpStream>,
+    framing: &BodyFraming,
+    rate: Option<u64>,
+    counter: Option<&AtomicU64>,
+) -> io::Result<()> {
+    match framing {
+        BodyFraming::None => Ok(()),
+        BodyFraming::Length(n) => match w {
+            Some(w) => copy_exact(r, w, *n, rate, counter),
+            None => copy_exact(r, &mut io::sink(), *n, None, None),
+        },
+        BodyFraming::Chunked => loop {
+            let line = read_line(r)?.ok_or_else(|| invalid("EOF in chunk size"))?;
+            if let Some(w) = w.as_deref_mut() {
+                w.write_all(format!("{line}\r\n").as_bytes())?;
+            }
+            let size_hex = line.split(';').next().unwrap_or_default().trim();
+            let size = u64::from_str_radix(size_hex, 16).map_err(|_| invalid("bad chunk size"))?;
+            if size == 0 {
+                // Trailers up to the blank line.
+                loop {
+                    let t = read_line(r)?.ok_or_else(|| invalid("EOF in trailers"))?;
+                    if let Some(w) = w.as_deref_mut() {
+                        w.write_all(format!("{t}\r\n").as_bytes())?;
+                    }
+                    if t.is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+            match w.as_deref_mut() {
+                Some(w) => copy_exact(r, w, size + 2, rate, counter)?,
+                None => copy_exact(r, &mut io::sink(), size + 2, None, None)?,
+            }
+        },
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Injected",
+    }
+}
+
+fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
+    client.set_read_timeout(Some(IO_TIMEOUT))?;
+    client.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut client_w = client.try_clone()?;
+    let mut client_r = BufReader::new(client);
+
+    // Anything that does not start like an HTTP method (a TLS ClientHello probing for https,
+    // say) is dropped at once, without taking a sequence number.
+    let first = client_r.fill_buf()?;
+    if first.is_empty() || !first[0].is_ascii_uppercase() {
+        return Ok(());
+    }
+    let request_line = read_line(&mut client_r)?.ok_or_else(|| invalid("EOF"))?;
+    let mut parts = request_line.splitn(3, ' ');
+    let (method, path, version) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/") => (m, p, v),
+        _ => return Err(invalid(format!("bad request line {request_line:?}"))),
+    };
+    let headers = read_headers(&mut client_r)?;
+    let body = framing(&headers)?;
+
+    let info = RequestInfo {
+        seq: shared.seq.fetch_add(1, Ordering::SeqCst),
+        method: method.to_string(),
+        path: path.to_string(),
+        headers: headers.clone(),
+    };
+    let action = (shared.policy)(&info);
+    shared.records.lock().expect("records").push(Record {
+        seq: info.seq,
+        method: info.method.clone(),
+        path: info.path.clone(),
+        action: action.name(),
+    });
+
+    match action {
+        Action::Reset => {
+            // Closing the socket with body bytes unread makes the kernel send RST.
+            drop(client_r);
+            drop(client_w);
+            Ok(())
+        }
+        Action::Respond {
+            status,
+            headers: extra,
+            body: answer,
+        } => {
+            copy_body(&mut client_r, None, &body, None, None)?;
+            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (k, v) in &extra {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            ));
+            client_w.write_all(head.as_bytes())?;
+            if method != "HEAD" {
+                client_w.write_all(&answer)?;
+            }
+            client_w.flush()?;
+            let _ = client_w.shutdown(Shutdown::Write);
+            Ok(())
+        }
+        Action::Forward | Action::Slow | Action::Truncate => {
+            let slow = matches!(action, Action::Slow);
+            let mut upstream = TcpStream::connect(&shared.upstream)?;
+            upstream.set_read_timeout(Some(IO_TIMEOUT))?;
+            upstream.set_write_timeout(Some(IO_TIMEOUT))?;
+            let mut head = format!("{method} {path} {version}\r\n");
+            for (k, v) in headers.iter().filter(|(k, _)| !is_hop_by_hop(k)) {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("Connection: close\r\n\r\n");
+            upstream.write_all(head.as_bytes())?;
+            copy_body(
+                &mut client_r,
+                Some(&mut upstream),
+                &body,
+                shared.options.upload_bytes_per_second,
+                Some(&shared.body_bytes_forwarded),
+            )?;
+            upstream.flush()?;
+
+            let mut up_r = BufReader::new(upstream);
+            let status_line = read_line(&mut up_r)?.ok_or_else(|| invalid("upstream EOF"))?;
+            let resp_headers = read_headers(&mut up_r)?;
+            let mut resp_head = format!("{status_line}\r\n");
+            for (k, v) in resp_headers.iter().filter(|(k, _)| !is_hop_by_hop(k)) {
+                resp_head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            resp_head.push_str("Connection: close\r\n\r\n");
+            if slow {
+                thread::sleep(Duration::from_millis(300));
+                for piece in resp_head.as_bytes().chunks(16) {
+                    client_w.write_all(piece)?;
+                    client_w.flush()?;
+                    thread::sleep(Duration::from_millis(5));
+                }
+            } else {
+                client_w.write_all(resp_head.as_bytes())?;
+            }
+            // The upstream closes after the response (we asked it to): copy to EOF, or to the
+            // cut-off point of a truncated answer. The first 16 KiB of a slow answer's body
+            // trickle out 1 KiB at a time.
+            let cut_off = match action {
+                Action::Truncate => header(&resp_headers, "Content-Length")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .map(|l| l / 2),
+                _ => None,
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut sent = 0usize;
+            loop {
+                let mut limit = if slow && sent < 16 * 1024 {
+                    1024
+                } else {
+                    buf.len()
+                };
+                if let Some(cut) = cut_off {
+                    limit = limit.min(cut - sent);
+                    if limit == 0 {
+                        // Close with the rest unsent: the client sees a short body.
+                        client_w.flush()?;
+                        return Ok(());
+                    }
+                }
+                let n = up_r.read(&mut buf[..limit])?;
+                if n == 0 {
+                    break;
+                }
+                client_w.write_all(&buf[..n])?;
+                sent += n;
+                if slow && sent <= 16 * 1024 {
+                    client_w.flush()?;
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+            client_w.flush()?;
+            let _ = client_w.shutdown(Shutdown::Write);
+            Ok(())
+        }
+    }
+}
