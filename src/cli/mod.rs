@@ -5,6 +5,7 @@ mod key;
 mod mirror;
 mod provenance;
 mod push;
+mod sbom;
 mod sign;
 
 use crate::store::credentials::{CredentialSource, Credentials, Secret};
@@ -92,6 +93,8 @@ pub enum Command {
     Attest(sign::AttestArgs),
     VerifyAttestation(sign::VerifyAttestationArgs),
     Provenance(provenance::ProvenanceArgs),
+    Sbom(sbom::SbomArgs),
+    Tree(sbom::TreeArgs),
     Key(key::KeyArgs),
     /// Generate a cosign-compatible key pair (same as `wharf key generate`).
     GenerateKeyPair(key::GenerateArgs),
@@ -177,6 +180,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Attest(args) => sign::run_attest(args, &cli.global).await,
         Command::VerifyAttestation(args) => sign::run_verify_attestation(args, &cli.global).await,
         Command::Provenance(args) => provenance::run(args, &cli.global),
+        Command::Sbom(args) => sbom::run(args, &cli.global).await,
+        Command::Tree(args) => sbom::run_tree(args, &cli.global).await,
         Command::Key(args) => key::run(args, &cli.global),
         Command::GenerateKeyPair(args) => key::generate(args, &cli.global),
     }

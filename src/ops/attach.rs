@@ -22,14 +22,15 @@ pub enum Attached {
 
 /// How long to wait before checking that a write survived: longer than another writer's
 /// read-to-write window, which is about as long as ours was (`window`: the time our own read
-/// and write took), with jitter so writers do not check in lockstep.
+/// and write took), plus jitter up to half of it so writers do not check in lockstep.
 pub(crate) fn settle_delay(window: Duration) -> Duration {
-    let jitter = std::time::SystemTime::now()
+    let window = window.max(Duration::from_millis(25));
+    let fraction = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
-        .subsec_nanos() as u64
-        % 50;
-    (window * 2).max(Duration::from_millis(50)) + Duration::from_millis(jitter)
+        .subsec_nanos()
+        % 500;
+    window + window * fraction / 1000
 }
 
 const MAX_ROUNDS: usize = 20;
@@ -45,12 +46,12 @@ pub async fn append_layer(
     equivalent: &(dyn Fn(&Descriptor) -> bool + Sync),
     replaces: &(dyn Fn(&Descriptor) -> bool + Sync),
 ) -> Result<Attached> {
-    if !store.blob_exists(layer).await? {
-        store
-            .put_blob(layer, &BytesBlob(blob.clone()), no_progress())
-            .await
-            .with_context(|| format!("uploading {tag} layer {}", layer.digest))?;
-    }
+    // Signature payloads and their configs are small and almost always new: uploading them
+    // outright costs fewer round trips than asking first.
+    store
+        .put_blob(layer, &BytesBlob(blob.clone()), no_progress())
+        .await
+        .with_context(|| format!("uploading {tag} layer {}", layer.digest))?;
     let is_ours = |d: &Descriptor| d.digest == layer.digest && d.annotations == layer.annotations;
     for _ in 0..MAX_ROUNDS {
         let started = std::time::Instant::now();
@@ -71,15 +72,13 @@ pub async fn append_layer(
         let mut layers: Vec<Descriptor> = existing.into_iter().filter(|d| !replaces(d)).collect();
         layers.push(layer.clone());
         let artifact = sigmanifest::build(&layers);
-        if !store.blob_exists(&artifact.config_descriptor).await? {
-            store
-                .put_blob(
-                    &artifact.config_descriptor,
-                    &BytesBlob(artifact.config.clone()),
-                    no_progress(),
-                )
-                .await?;
-        }
+        store
+            .put_blob(
+                &artifact.config_descriptor,
+                &BytesBlob(artifact.config.clone()),
+                no_progress(),
+            )
+            .await?;
         let expected = current.as_ref().map(|m| &m.digest);
         match store
             .put_manifest_if(&artifact.manifest, tag, expected)

@@ -10,4 +10,5 @@ pub mod mirror;
 pub mod push;
 pub mod referrers;
 pub mod sign;
+pub mod tree;
 pub mod verify;

@@ -151,10 +151,12 @@ async fn sign_manifest(
                 .and_then(|s| B64.decode(s).ok())
                 .is_some_and(|sig| verify_signature(&public_key, &payload, &sig).is_ok())
     };
-    if existing_layers(store, &tag)
-        .await?
-        .iter()
-        .any(same_key_same_payload)
+    // Without a log to write to, append_layer's own check is enough (one request fewer).
+    if tlog.is_some()
+        && existing_layers(store, &tag)
+            .await?
+            .iter()
+            .any(same_key_same_payload)
     {
         return Ok(Attached::AlreadyPresent);
     }

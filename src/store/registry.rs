@@ -872,12 +872,8 @@ impl Store for RemoteRepository {
         tag: &str,
         expected: Option<&Digest>,
     ) -> Result<bool> {
-        // Registries rarely honour conditional manifest writes; checking right before the
-        // write narrows the window, and callers re-read afterwards (atomic_tags is false).
-        let current = self.resolve(ManifestRef::Tag(tag)).await?.map(|d| d.digest);
-        if current.as_ref() != expected {
-            return Ok(false);
-        }
+        // Registries rarely honour conditional manifest writes; send the condition anyway
+        // (412 means we lost) and let callers re-read afterwards (atomic_tags is false).
         let mut headers = HeaderMap::new();
         match expected {
             Some(d) => headers.insert(

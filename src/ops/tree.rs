@@ -1,0 +1,101 @@
+//! `wharf tree`: what is attached to an image and its manifests, in both storage schemes.
+
+use super::graph::read_graph;
+use super::referrers;
+use crate::cosign::attestation::PREDICATE_TYPE_ANNOTATION;
+use crate::oci::{Descriptor, Manifest};
+use crate::store::{ManifestRef, Store};
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Attachment {
+    /// signature, attestation, sbom (tag scheme) or referrer.
+    pub kind: String,
+    /// The tag, or the referrer's digest.
+    pub reference: String,
+    /// Layer count, predicate types, or the referrer's artifact type.
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TreeManifest {
+    pub digest: String,
+    pub platform: Option<String>,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TreeReport {
+    pub repository: String,
+    pub digest: String,
+    pub manifests: Vec<TreeManifest>,
+}
+
+pub async fn tree(store: &dyn Store, root: &Descriptor) -> Result<TreeReport> {
+    let graph = read_graph(store, root, 8).await?;
+    let tags: std::collections::HashSet<String> = store.list_tags().await?.into_iter().collect();
+    let mut manifests = Vec::new();
+    for node in &graph.nodes {
+        let digest = node.digest();
+        let mut attachments = Vec::new();
+        for (suffix, kind) in [
+            ("sig", "signature"),
+            ("att", "attestation"),
+            ("sbom", "sbom"),
+        ] {
+            let tag = format!("{}.{suffix}", digest.tag_prefix());
+            if !tags.contains(&tag) {
+                continue;
+            }
+            let detail = match store.get_manifest(ManifestRef::Tag(&tag)).await? {
+                Some(raw) => match raw.parse()? {
+                    Manifest::Image(m) => {
+                        let types: Vec<&str> = m
+                            .layers
+                            .iter()
+                            .filter_map(|l| l.annotation(PREDICATE_TYPE_ANNOTATION))
+                            .collect();
+                        if types.is_empty() {
+                            format!("{} layer(s)", m.layers.len())
+                        } else {
+                            types.join(", ")
+                        }
+                    }
+                    Manifest::Index(_) => "index".into(),
+                },
+                None => "gone".into(),
+            };
+            attachments.push(Attachment {
+                kind: kind.into(),
+                reference: tag,
+                detail,
+            });
+        }
+        let (found, _) = referrers::list(store, digest).await?;
+        for r in found {
+            let predicate = r
+                .annotation("dev.sigstore.bundle.predicateType")
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
+            attachments.push(Attachment {
+                kind: "referrer".into(),
+                reference: r.digest.to_string(),
+                detail: format!(
+                    "{}{predicate}",
+                    r.artifact_type.as_deref().unwrap_or(&r.media_type)
+                ),
+            });
+        }
+        manifests.push(TreeManifest {
+            digest: digest.to_string(),
+            platform: node.platform.as_ref().map(|p| p.to_string()),
+            attachments,
+        });
+    }
+    Ok(TreeReport {
+        repository: store.repository().to_string(),
+        digest: root.digest.to_string(),
+        manifests,
+    })
+}
