@@ -5,6 +5,7 @@ mod key;
 mod mirror;
 mod provenance;
 mod push;
+mod release;
 mod sbom;
 mod sign;
 
@@ -93,6 +94,7 @@ pub enum Command {
     Attest(sign::AttestArgs),
     VerifyAttestation(sign::VerifyAttestationArgs),
     Provenance(provenance::ProvenanceArgs),
+    Release(release::ReleaseArgs),
     Sbom(sbom::SbomArgs),
     Tree(sbom::TreeArgs),
     Key(key::KeyArgs),
@@ -101,7 +103,7 @@ pub enum Command {
 }
 
 impl GlobalArgs {
-    fn registry_options(&self) -> Result<RegistryOptions> {
+    pub(crate) fn registry_options(&self) -> Result<RegistryOptions> {
         let insecure = if self.allow_insecure_registry {
             InsecureRegistries::All
         } else if self.insecure_registries.is_empty() {
@@ -180,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Attest(args) => sign::run_attest(args, &cli.global).await,
         Command::VerifyAttestation(args) => sign::run_verify_attestation(args, &cli.global).await,
         Command::Provenance(args) => provenance::run(args, &cli.global),
+        Command::Release(args) => release::run(args, &cli.global).await,
         Command::Sbom(args) => sbom::run(args, &cli.global).await,
         Command::Tree(args) => sbom::run_tree(args, &cli.global).await,
         Command::Key(args) => key::run(args, &cli.global),

@@ -241,7 +241,12 @@ pub async fn verify_attestations(
     request: &VerifyRequest,
     predicate_type: Option<&str>,
 ) -> Result<VerifyAttestationReport> {
-    let targets = targets(store, &request.digest, request.recursive, request.jobs).await?;
+    let mut targets = targets(store, &request.digest, request.recursive, request.jobs).await?;
+    if request.recursive && targets.len() > 1 {
+        // Attestations describe platform images: every platform must have one; the index
+        // itself may, but need not.
+        targets.retain(|(_, platform)| platform.is_some());
+    }
     let verified = stream::iter(targets)
         .map(|(digest, platform)| async move {
             let what = match &platform {

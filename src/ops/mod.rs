@@ -9,6 +9,8 @@ pub mod graph;
 pub mod mirror;
 pub mod push;
 pub mod referrers;
+pub mod release;
+pub mod release_config;
 pub mod sign;
 pub mod tree;
 pub mod verify;

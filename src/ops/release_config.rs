@@ -1,0 +1,355 @@
+//! The release configuration (`wharf.toml`): what to publish, where, signed how, attested with
+//! what, mirrored where, and verified against which policy.
+//!
+//! Every value can be overridden: `--set signing.key=env://KEY` on the command line, or an
+//! environment variable `WHARF_CFG_SIGNING__KEY` (sections and keys joined by `__`).
+
+use super::bundles::BundleFormat;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The documented schema. Unknown keys are errors naming their line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// The OCI image layout to publish, `DIR[:REF]`.
+    pub layout: String,
+    /// The primary destination: `HOST/REPO` or `oci:DIR`.
+    pub repository: String,
+    /// Tags written once everything is signed, attested and verified.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub signing: Signing,
+    #[serde(default)]
+    pub attestations: Attestations,
+    #[serde(default)]
+    pub verify: Verify,
+    #[serde(default, rename = "mirror")]
+    pub mirrors: Vec<Mirror>,
+    /// Registries reached over plain HTTP or unverified TLS (`HOST[:PORT]`).
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    /// A private key reference (file or `env://VAR`); absent means keyless.
+    pub key: Option<String>,
+    /// Key password file (otherwise WHARF_PASSWORD / COSIGN_PASSWORD).
+    pub password_file: Option<String>,
+    #[serde(default = "yes")]
+    pub tlog_upload: bool,
+    #[serde(default = "default_fulcio")]
+    pub fulcio_url: String,
+    #[serde(default = "default_rekor")]
+    pub rekor_url: String,
+    pub trusted_root: Option<String>,
+    /// Identity token for keyless signing outside GitHub Actions (or a file holding it).
+    pub identity_token: Option<String>,
+    #[serde(default = "default_format")]
+    pub bundle_format: BundleFormat,
+}
+
+impl Default for Signing {
+    fn default() -> Self {
+        Signing {
+            key: None,
+            password_file: None,
+            tlog_upload: true,
+            fulcio_url: default_fulcio(),
+            rekor_url: default_rekor(),
+            trusted_root: None,
+            identity_token: None,
+            bundle_format: default_format(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestations {
+    /// `generate` (build one per platform from the image), `none`, or files per platform.
+    #[serde(default)]
+    pub sbom: SbomSource,
+    /// Per-platform SBOM files (`"linux/amd64" = "sbom-amd64.cdx.json"`), when `sbom = "files"`.
+    #[serde(default)]
+    pub sbom_files: BTreeMap<String, String>,
+    /// Attach SLSA provenance built from the GitHub Actions environment.
+    #[serde(default)]
+    pub provenance: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SbomSource {
+    #[default]
+    None,
+    Generate,
+    Files,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// Public key the release must verify under (key signing; default: the public half of
+    /// [signing] key).
+    pub key: Option<String>,
+    pub certificate_identity: Option<String>,
+    pub certificate_identity_regexp: Option<String>,
+    pub certificate_oidc_issuer: Option<String>,
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    pub certificate_github_workflow_repository: Option<String>,
+    /// Accept signatures without transparency-log evidence (only with tlog_upload = false).
+    #[serde(default)]
+    pub insecure_ignore_tlog: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mirror {
+    /// `HOST/REPO` or `oci:DIR`.
+    pub destination: String,
+    /// Tags at the mirror (default: the release's tags).
+    pub tags: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_fulcio() -> String {
+    crate::sigstore::PUBLIC_FULCIO_URL.into()
+}
+fn default_rekor() -> String {
+    crate::sigstore::PUBLIC_REKOR_URL.into()
+}
+fn default_format() -> BundleFormat {
+    BundleFormat::Legacy
+}
+
+/// The example release the README's first command runs when no config is given.
+pub const EXAMPLE: &str = include_str!("../../examples/wharf.toml");
+
+impl ReleaseConfig {
+    /// Parses `text` (from `origin`, for messages), then applies environment and `--set`
+    /// overrides, then checks the whole for consistency.
+    pub fn load(
+        text: &str,
+        origin: &str,
+        env: &BTreeMap<String, String>,
+        sets: &[String],
+    ) -> Result<ReleaseConfig> {
+        let mut value: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow!("{origin}: {}", one_line(&e.to_string())))?;
+        for (name, v) in env {
+            if let Some(path) = name.strip_prefix("WHARF_CFG_") {
+                let path = path.to_lowercase().replace("__", ".");
+                set_path(&mut value, &path, v)
+                    .with_context(|| format!("environment variable {name}"))?;
+            }
+        }
+        for set in sets {
+            let (path, v) = set.split_once('=').ok_or_else(|| {
+                anyhow!("--set {set:?} is not PATH=VALUE (e.g. signing.key=env://KEY)")
+            })?;
+            set_path(&mut value, path.trim(), v).with_context(|| format!("--set {set}"))?;
+        }
+        // Re-serialise so errors in overridden values point at a line too.
+        let merged = toml::to_string(&value)?;
+        let config: ReleaseConfig = toml::from_str(&merged).map_err(|e| {
+            // Errors in the file itself carry its own line numbers.
+            match toml::from_str::<ReleaseConfig>(text) {
+                Err(original) => anyhow!("{origin}: {}", one_line(&original.to_string())),
+                Ok(_) => anyhow!("{origin} with overrides: {}", one_line(&e.to_string())),
+            }
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        let v = &self.verify;
+        let identity = v.certificate_identity.is_some() || v.certificate_identity_regexp.is_some();
+        let issuer =
+            v.certificate_oidc_issuer.is_some() || v.certificate_oidc_issuer_regexp.is_some();
+        match (&self.signing.key, &v.key) {
+            (None, None) if !(identity && issuer) => bail!(
+                "keyless signing needs a [verify] identity policy: certificate_identity (or _regexp) and certificate_oidc_issuer (or _regexp)"
+            ),
+            _ => {}
+        }
+        if self.signing.key.is_none() && !self.signing.tlog_upload {
+            bail!("[signing] keyless signatures must be logged: tlog_upload = false needs a key");
+        }
+        if !self.signing.tlog_upload && !v.insecure_ignore_tlog {
+            bail!("[signing] tlog_upload = false makes signatures without log evidence: set [verify] insecure_ignore_tlog = true to accept them");
+        }
+        if self.attestations.sbom == SbomSource::Files && self.attestations.sbom_files.is_empty() {
+            bail!("[attestations] sbom = \"files\" needs sbom_files = {{ \"linux/amd64\" = \"FILE\", ... }}");
+        }
+        Ok(())
+    }
+}
+
+/// TOML errors span several lines (a snippet with a caret); keep them on one.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Sets `a.b.c` in `table` to `raw`, read as a TOML value when it is one (`true`, `["x"]`),
+/// else as a string.
+fn set_path(table: &mut toml::Table, path: &str, raw: &str) -> Result<()> {
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| anyhow!("empty key path"))?;
+    let mut current = table;
+    for part in parts {
+        current = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("{part} is not a section"))?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+layout = "out/layout"
+repository = "ghcr.io/acme/app"
+tags = ["v1"]
+
+[signing]
+key = "release.key"
+"#;
+
+    #[test]
+    fn example_parses() {
+        ReleaseConfig::load(EXAMPLE, "examples/wharf.toml", &BTreeMap::new(), &[]).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let text = format!("{MINIMAL}\n[attestations]\nsboms = \"generate\"\n");
+        let err = ReleaseConfig::load(&text, "wharf.toml", &BTreeMap::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 10"), "{err}");
+        assert!(err.contains("sboms"), "{err}");
+    }
+
+    #[test]
+    fn overrides_from_env_and_flags() {
+        let env = BTreeMap::from([(
+            "WHARF_CFG_SIGNING__TLOG_UPLOAD".to_string(),
+            "false".to_string(),
+        )]);
+        let sets = vec![
+            "verify.insecure_ignore_tlog=true".to_string(),
+            "repository=oci:./x".to_string(),
+        ];
+        let c = ReleaseConfig::load(MINIMAL, "wharf.toml", &env, &sets).unwrap();
+        assert!(!c.signing.tlog_upload);
+        assert!(c.verify.insecure_ignore_tlog);
+        assert_eq!(c.repository, "oci:./x");
+    }
+
+    #[test]
+    fn inconsistent_configs_are_refused() {
+        let keyless = "layout = \"l\"\nrepository = \"r/a\"\n";
+        let err = ReleaseConfig::load(keyless, "w", &BTreeMap::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("identity policy"), "{err}");
+        let bad_type = format!("{MINIMAL}\n[attestations]\nprovenance = \"yes\"\n");
+        let err = ReleaseConfig::load(&bad_type, "w", &BTreeMap::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line"), "{err}");
+    }
+}
+
+impl ReleaseConfig {
+    /// The commands users run to verify `reference` (an `IMAGE@DIGEST`), with cosign and
+    /// with wharf, under this release's policy.
+    pub fn verify_commands(&self, reference: &str) -> Vec<(&'static str, String)> {
+        let v = &self.verify;
+        let policy = match (&v.key, &self.signing.key) {
+            (Some(k), _) => format!("--key {k}"),
+            (None, Some(k)) => format!("--key {}", k.trim_end_matches(".key").to_string() + ".pub"),
+            (None, None) => {
+                let mut p = Vec::new();
+                if let Some(i) = &v.certificate_identity {
+                    p.push(format!("--certificate-identity '{i}'"));
+                }
+                if let Some(i) = &v.certificate_identity_regexp {
+                    p.push(format!("--certificate-identity-regexp '{i}'"));
+                }
+                if let Some(i) = &v.certificate_oidc_issuer {
+                    p.push(format!("--certificate-oidc-issuer '{i}'"));
+                }
+                if let Some(i) = &v.certificate_oidc_issuer_regexp {
+                    p.push(format!("--certificate-oidc-issuer-regexp '{i}'"));
+                }
+                p.join(" ")
+            }
+        };
+        let (cosign_tlog, wharf_tlog) = if v.insecure_ignore_tlog {
+            (" --insecure-ignore-tlog=true", " --insecure-ignore-tlog")
+        } else {
+            ("", "")
+        };
+        // cosign reads registries, not layout directories.
+        let registry = !reference.starts_with("oci:");
+        let mut out = vec![(
+            "wharf",
+            format!("wharf verify --recursive {policy}{wharf_tlog} {reference}"),
+        )];
+        if registry {
+            out.push((
+                "cosign",
+                format!("cosign verify {policy}{cosign_tlog} {reference}"),
+            ));
+        }
+        if self.attestations.sbom != SbomSource::None {
+            out.push((
+                "wharf",
+                format!("wharf verify-attestation --recursive --type cyclonedx {policy}{wharf_tlog} {reference}"),
+            ));
+            if registry {
+                let repo = reference.split('@').next().unwrap_or(reference);
+                out.push((
+                    "cosign",
+                    format!("cosign verify-attestation --type cyclonedx {policy}{cosign_tlog} {repo}@PLATFORM_DIGEST"),
+                ));
+            }
+        }
+        if self.signing.bundle_format.bundle() && self.signing.key.is_none() {
+            if let Some(repo) = &v.certificate_github_workflow_repository {
+                out.push((
+                    "gh",
+                    format!(
+                        "gh attestation verify oci://{reference} --repo {repo} --bundle-from-oci"
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
