@@ -226,65 +226,6 @@ fn set_path(table: &mut toml::Table, path: &str, raw: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-layout = "out/layout"
-repository = "ghcr.io/acme/app"
-tags = ["v1"]
-
-[signing]
-key = "release.key"
-"#;
-
-    #[test]
-    fn example_parses() {
-        ReleaseConfig::load(EXAMPLE, "examples/wharf.toml", &BTreeMap::new(), &[]).unwrap();
-    }
-
-    #[test]
-    fn unknown_key_names_its_line() {
-        let text = format!("{MINIMAL}\n[attestations]\nsboms = \"generate\"\n");
-        let err = ReleaseConfig::load(&text, "wharf.toml", &BTreeMap::new(), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 10"), "{err}");
-        assert!(err.contains("sboms"), "{err}");
-    }
-
-    #[test]
-    fn overrides_from_env_and_flags() {
-        let env = BTreeMap::from([(
-            "WHARF_CFG_SIGNING__TLOG_UPLOAD".to_string(),
-            "false".to_string(),
-        )]);
-        let sets = vec![
-            "verify.insecure_ignore_tlog=true".to_string(),
-            "repository=oci:./x".to_string(),
-        ];
-        let c = ReleaseConfig::load(MINIMAL, "wharf.toml", &env, &sets).unwrap();
-        assert!(!c.signing.tlog_upload);
-        assert!(c.verify.insecure_ignore_tlog);
-        assert_eq!(c.repository, "oci:./x");
-    }
-
-    #[test]
-    fn inconsistent_configs_are_refused() {
-        let keyless = "layout = \"l\"\nrepository = \"r/a\"\n";
-        let err = ReleaseConfig::load(keyless, "w", &BTreeMap::new(), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("identity policy"), "{err}");
-        let bad_type = format!("{MINIMAL}\n[attestations]\nprovenance = \"yes\"\n");
-        let err = ReleaseConfig::load(&bad_type, "w", &BTreeMap::new(), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line"), "{err}");
-    }
-}
-
 impl ReleaseConfig {
     /// The commands users run to verify `reference` (an `IMAGE@DIGEST`), with cosign and
     /// with wharf, under this release's policy.
@@ -351,5 +292,64 @@ impl ReleaseConfig {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+layout = "out/layout"
+repository = "ghcr.io/acme/app"
+tags = ["v1"]
+
+[signing]
+key = "release.key"
+"#;
+
+    #[test]
+    fn example_parses() {
+        ReleaseConfig::load(EXAMPLE, "examples/wharf.toml", &BTreeMap::new(), &[]).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let text = format!("{MINIMAL}\n[attestations]\nsboms = \"generate\"\n");
+        let err = ReleaseConfig::load(&text, "wharf.toml", &BTreeMap::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 10"), "{err}");
+        assert!(err.contains("sboms"), "{err}");
+    }
+
+    #[test]
+    fn overrides_from_env_and_flags() {
+        let env = BTreeMap::from([(
+            "WHARF_CFG_SIGNING__TLOG_UPLOAD".to_string(),
+            "false".to_string(),
+        )]);
+        let sets = vec![
+            "verify.insecure_ignore_tlog=true".to_string(),
+            "repository=oci:./x".to_string(),
+        ];
+        let c = ReleaseConfig::load(MINIMAL, "wharf.toml", &env, &sets).unwrap();
+        assert!(!c.signing.tlog_upload);
+        assert!(c.verify.insecure_ignore_tlog);
+        assert_eq!(c.repository, "oci:./x");
+    }
+
+    #[test]
+    fn inconsistent_configs_are_refused() {
+        let keyless = "layout = \"l\"\nrepository = \"r/a\"\n";
+        let err = ReleaseConfig::load(keyless, "w", &BTreeMap::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("identity policy"), "{err}");
+        let bad_type = format!("{MINIMAL}\n[attestations]\nprovenance = \"yes\"\n");
+        let err = ReleaseConfig::load(&bad_type, "w", &BTreeMap::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line"), "{err}");
     }
 }
