@@ -188,7 +188,7 @@ fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64) ->
     );
     let out = run_ok(
         wharf_clean()
-            .args(["push", "--allow-insecure-registry", "-o", "json"])
+            .args(["push", "--allow-insecure-registry", "--output", "json"])
             .arg(&layout.dir)
             .arg(reg.repo(name)),
     );

@@ -212,7 +212,7 @@ fn fingerprint_matches_openssl_sha256_of_der_spki() {
     // JSON output, and the private key's fingerprint is its public half's.
     let out = run_ok(
         wharf()
-            .args(["key", "fingerprint", "-o", "json", s(&key)])
+            .args(["key", "fingerprint", "--output", "json", s(&key)])
             .env("WHARF_PASSWORD", PASSWORD),
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");

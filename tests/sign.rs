@@ -208,7 +208,7 @@ fn push_image(dest: &str, platforms: &[&'static str], seed: u64) -> Value {
     );
     let out = run_ok(
         wharf()
-            .args(["push", "--allow-insecure-registry", "-o", "json"])
+            .args(["push", "--allow-insecure-registry", "--output", "json"])
             .arg(&layout.dir)
             .arg(dest),
     );
@@ -434,7 +434,7 @@ fn cosign_signature_by_the_same_key_is_not_duplicated_by_wharf() {
     run_ok(&mut cosign_sign(&key, &img.index()));
     assert_eq!(sig_layers(&reg, &img.name, &img.digest).len(), 1);
     // wharf writes the same Simple Signing payload bytes as cosign: an equivalent signature.
-    let out = run_ok(wharf_sign(&key, &img.index()).args(["-o", "json"]));
+    let out = run_ok(wharf_sign(&key, &img.index()).args(["--output", "json"]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["signed"][0]["added"], false, "{report}");
     assert_eq!(sig_layers(&reg, &img.name, &img.digest).len(), 1);
@@ -478,7 +478,7 @@ fn second_key_appends_and_same_key_adds_nothing() {
         text.contains(&format!("already signed {}", img.index())),
         "{text}"
     );
-    let out = run_ok(wharf_sign(&a, &img.index()).args(["-o", "json"]));
+    let out = run_ok(wharf_sign(&a, &img.index()).args(["--output", "json"]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["signed"][0]["added"], false, "{report}");
     assert_eq!(
@@ -683,7 +683,7 @@ fn sign_and_verify_an_oci_layout() {
     assert_eq!(verified_digests(&out), all);
 
     // Re-signing adds nothing; a second key appends.
-    let out = run_ok(wharf_sign(&key, &image).args(["-o", "json"]));
+    let out = run_ok(wharf_sign(&key, &image).args(["--output", "json"]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["signed"][0]["added"], false);
     let other = wharf_key(dir.path(), "other");

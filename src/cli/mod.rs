@@ -1,5 +1,6 @@
 //! The command line: parses arguments, calls an operation, prints its report. No logic of its own.
 
+mod docs;
 mod github;
 mod key;
 mod mirror;
@@ -45,7 +46,7 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// How to print results: text for people, json for scripts.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text, env = "WHARF_OUTPUT")]
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "WHARF_OUTPUT")]
     pub output: OutputFormat,
 
     /// Print nothing but errors (and the JSON result with --output json).
@@ -95,6 +96,8 @@ pub enum Command {
     VerifyAttestation(sign::VerifyAttestationArgs),
     Provenance(provenance::ProvenanceArgs),
     Release(release::ReleaseArgs),
+    Policy(docs::PolicyArgs),
+    Docs(docs::DocsArgs),
     Sbom(sbom::SbomArgs),
     Tree(sbom::TreeArgs),
     Key(key::KeyArgs),
@@ -183,6 +186,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::VerifyAttestation(args) => sign::run_verify_attestation(args, &cli.global).await,
         Command::Provenance(args) => provenance::run(args, &cli.global),
         Command::Release(args) => release::run(args, &cli.global).await,
+        Command::Policy(args) => docs::run_policy(args, &cli.global),
+        Command::Docs(args) => docs::run_docs(args, &cli.global),
         Command::Sbom(args) => sbom::run(args, &cli.global).await,
         Command::Tree(args) => sbom::run_tree(args, &cli.global).await,
         Command::Key(args) => key::run(args, &cli.global),
@@ -208,4 +213,13 @@ pub fn default_jobs() -> usize {
 /// (and a wait to confirm the write survived concurrent writers), so more at once pays.
 pub fn default_signing_jobs() -> usize {
     16
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -11,6 +11,7 @@ pub mod push;
 pub mod referrers;
 pub mod release;
 pub mod release_config;
+pub mod release_docs;
 pub mod sign;
 pub mod tree;
 pub mod verify;
