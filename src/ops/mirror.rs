@@ -240,26 +240,30 @@ pub async fn mirror(
         stats: Mutex::default(),
         counts: Mutex::default(),
     };
-    mirror.copy(&graph).await?;
-
-    // Attachments, breadth-first over the image's manifests and whatever is attached to them.
-    let mut seen: HashSet<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
-    let mut frontier: Vec<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
-    while !frontier.is_empty() {
-        let found: Vec<Vec<Digest>> = stream::iter(frontier)
-            .map(|d| {
-                let mirror = &mirror;
-                async move { mirror.attachments(&d).await }
-            })
-            .buffered(mirror.jobs)
-            .try_collect()
-            .await?;
-        frontier = found
-            .into_iter()
-            .flatten()
-            .filter(|d| seen.insert(d.clone()))
-            .collect();
-    }
+    // The image and its attachments travel side by side: attachments name the image by
+    // digest only, and nothing points a tag at either until both are complete (below).
+    let attachments = async {
+        // Breadth-first over the image's manifests and whatever is attached to them.
+        let mut seen: HashSet<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
+        let mut frontier: Vec<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
+        while !frontier.is_empty() {
+            let found: Vec<Vec<Digest>> = stream::iter(frontier)
+                .map(|d| {
+                    let mirror = &mirror;
+                    async move { mirror.attachments(&d).await }
+                })
+                .buffered(mirror.jobs)
+                .try_collect()
+                .await?;
+            frontier = found
+                .into_iter()
+                .flatten()
+                .filter(|d| seen.insert(d.clone()))
+                .collect();
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    futures_util::try_join!(mirror.copy(&graph), attachments)?;
 
     // Tags last: the image and everything attached to it are in place.
     let mut tags: Vec<String> = request
