@@ -1,69 +1,102 @@
 #!/usr/bin/env bash
-# wharf benchmarks against other tools, on a local docker-registry (loopback, plain HTTP).
+# wharf benchmarks against other tools, on local docker-registry instances (loopback,
+# plain HTTP). benches/README.md describes each benchmark and holds recorded results.
 #
-#   scripts/bench.sh push        # wharf push vs skopeo copy vs oras cp
+#   scripts/bench.sh push      # wharf push vs skopeo copy vs oras cp
+#   scripts/bench.sh sign      # recursive sign / verify: wharf vs cosign at 2/8/32 platforms
+#   scripts/bench.sh mirror    # wharf mirror vs cosign copy vs oras cp -r vs skopeo copy
+#   scripts/bench.sh all       # the three in turn
+#
+# Tables go to stdout, progress to stderr.
 #
 # Environment:
-#   BENCH_RUNS   runs per tool (default 5); the table shows medians
-#   BENCH_DIR    work directory (default target/bench): generated layouts are kept there
-#                (content is deterministic, so they are reused), registry storage is
-#                created there per invocation and removed at exit
+#   BENCH_RUNS        runs per tool (default 5); the tables show medians
+#   BENCH_PLATFORMS   sign: platform counts, each at least 2 (default "2 8 32")
+#   BENCH_DIR         work directory (default target/bench): generated layouts are kept in
+#                     BENCH_DIR/layouts (content is deterministic, so they are reused);
+#                     registry storage, keys and the mirror's 1 GiB layout are created
+#                     there per subcommand and removed when it ends (or at exit)
 #
-# Each subcommand is a function `cmd_<name>`; shared pieces (tool setup, release build,
-# layout generator, registry, measuring, table) are functions below, so `sign` and
-# `mirror` can be added the same way.
+# Each subcommand is a function `cmd_<name>`; the shared pieces (tool setup, release build,
+# layout generator, registries, timing, median, tables) come first.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
-MiB=$((1024 * 1024))
+BENCH_PLATFORMS=${BENCH_PLATFORMS:-2 8 32}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# --- cleanup stack: functions push commands, run last-in first-out at exit -------------
+# --- cleanup stack: functions push commands, run last-in first-out ---------------------
+# At exit everything left runs; `scoped CMD...` runs what CMD pushed as soon as CMD
+# returns (so `all` stops one subcommand's registries and frees its disk before the next).
 
 CLEANUPS=()
-on_exit() {
-    local i
-    for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do
-        eval "${CLEANUPS[i]}" || true
+cleanup_to() {
+    local keep=$1 last
+    while ((${#CLEANUPS[@]} > keep)); do
+        last=$((${#CLEANUPS[@]} - 1))
+        eval "${CLEANUPS[last]}" || true
+        unset "CLEANUPS[$last]"
     done
 }
-trap on_exit EXIT
+trap 'cleanup_to 0' EXIT
 trap 'exit 130' INT TERM
 at_exit() { CLEANUPS+=("$1"); }
+scoped() {
+    local mark=${#CLEANUPS[@]}
+    "$@"
+    cleanup_to "$mark"
+}
 
 # --- tools -----------------------------------------------------------------------------
 
+# setup_tools: puts the test dependencies (scripts/install-test-deps.sh) on PATH, once.
 setup_tools() {
+    [ -z "${TOOLS_READY:-}" ] || return 0
     export WHARF_TOOLS_DIR="${WHARF_TOOLS_DIR:-${HOME:-/root}/.cache/wharf/tools}"
     local tools_bin
     tools_bin="$(bash scripts/install-test-deps.sh)"
     export PATH="$tools_bin:$PATH"
-    local t
-    for t in docker-registry skopeo python3; do
-        command -v "$t" >/dev/null || die "$t not found"
-    done
+    need docker-registry python3 curl
     [ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) not found"
+    TOOLS_READY=1
 }
 
+need() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null || die "$t not found"
+    done
+}
+
+# build_wharf: release build, once; sets WHARF.
 build_wharf() {
+    [ -z "${WHARF_BUILT:-}" ] || return 0
     log "cargo build --release"
     cargo build --release --locked --quiet >&2
     WHARF="$ROOT/target/release/wharf"
     [ -x "$WHARF" ] || die "no $WHARF after the build"
+    WHARF_BUILT=1
+}
+
+prepare() {
+    setup_tools
+    build_wharf
+    mkdir -p "$BENCH_DIR/layouts"
 }
 
 # --- layouts ---------------------------------------------------------------------------
 
-# gen_layout DIR REF LAYER_MIB LAYERS_PER_PLATFORM PLATFORM...
+# gen_layout DIR REF LAYER_SIZE LAYERS_PER_PLATFORM PLATFORM...
 # Writes an OCI image layout (index over one image per platform; a single image manifest
 # when one platform is given) whose layers are deterministic pseudo-random bytes (not
-# real tarballs: no tool here looks inside). Reuses DIR when it was generated with the
-# same arguments.
+# real tarballs: no tool here looks inside). LAYER_SIZE is bytes, or with a K, M or G
+# suffix (KiB, MiB, GiB). PLATFORM is OS/ARCH[/VARIANT]. Reuses DIR when it was generated
+# with the same arguments.
 gen_layout() {
     local dir=$1
     local stamp="$*"
@@ -71,13 +104,18 @@ gen_layout() {
         log "reusing layout $dir"
         return
     fi
-    log "generating layout $dir ($3 MiB x $4 layers x $(($# - 4)) platforms)"
+    log "generating layout $dir ($3 x $4 layers x $(($# - 4)) platforms)"
     rm -rf "$dir"
     python3 - "$@" <<'PY'
 import hashlib, json, os, random, sys
 
-dir_, ref, layer_mib, per_platform = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+dir_, ref, layer_size, per_platform = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 platforms = sys.argv[5:]
+units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+if layer_size[-1:].upper() in units:
+    layer_bytes = int(layer_size[:-1]) * units[layer_size[-1].upper()]
+else:
+    layer_bytes = int(layer_size)
 blobs = os.path.join(dir_, "blobs", "sha256")
 os.makedirs(blobs)
 
@@ -108,7 +146,7 @@ for p_index, platform in enumerate(platforms):
     os_, arch, *variant = platform.split("/")
     layers = [
         dict(mediaType="application/vnd.oci.image.layer.v1.tar+gzip",
-             **put_random(1000 * p_index + l_index + 1, layer_mib << 20))
+             **put_random(1000 * p_index + l_index + 1, layer_bytes))
         for l_index in range(per_platform)
     ]
     plat = {"architecture": arch, "os": os_}
@@ -141,16 +179,19 @@ PY
     printf '%s' "$stamp" >"$dir/.bench-stamp"
 }
 
-# --- registry --------------------------------------------------------------------------
+# --- registries ------------------------------------------------------------------------
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_registry: starts docker-registry on a free loopback port with fresh storage under
-# BENCH_DIR; sets REG (HOST:PORT). Stopped and removed at exit.
+# start_registry NAME [access-log]: starts docker-registry on a free loopback port with
+# fresh storage under BENCH_DIR; sets NAME (HOST:PORT) and NAME_LOG (its access log, Apache
+# combined lines, written only when `access-log` is given: mirror counts requests).
+# Stopped and its storage removed when the subcommand ends.
 start_registry() {
-    local dir attempt port pid
+    local name=$1 access_disabled=true dir attempt port pid
+    [ "${2:-}" = access-log ] && access_disabled=false
     dir=$(mktemp -d "$BENCH_DIR/registry.XXXXXX")
     at_exit "rm -rf '$dir'"
     for attempt in 1 2 3 4 5; do
@@ -159,8 +200,9 @@ start_registry() {
 version: 0.1
 log:
   level: warn
+  formatter: text
   accesslog:
-    disabled: true
+    disabled: $access_disabled
 storage:
   filesystem:
     rootdirectory: $dir/storage
@@ -171,17 +213,18 @@ http:
   addr: 127.0.0.1:$port
   secret: wharf-bench
 EOF
-        docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null &
+        docker-registry serve "$dir/config.yml" >>"$dir/access.log" 2>>"$dir/registry.log" </dev/null &
         pid=$!
         local i
         for i in $(seq 100); do
             if ! kill -0 "$pid" 2>/dev/null; then
                 break # exited: port taken, try another
             fi
-            if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+            if curl -fsS -A bench-sync -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
                 at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
-                REG=127.0.0.1:$port
-                log "docker-registry on $REG (pid $pid, storage $dir/storage)"
+                printf -v "$name" '%s' "127.0.0.1:$port"
+                printf -v "${name}_LOG" '%s' "$dir/access.log"
+                log "docker-registry $name on 127.0.0.1:$port (pid $pid, storage $dir/storage)"
                 return
             fi
             sleep 0.1
@@ -193,13 +236,30 @@ EOF
 $(tail -n 20 "$dir/registry.log")"
 }
 
+SYNC_ID=0
+
+# requests_served ADDR LOG: number of requests in LOG so far, not counting this script's
+# own (user agent bench-sync). The registry logs a request once its response is complete;
+# a numbered sentinel request, waited for, makes sure every earlier line is in the file.
+requests_served() {
+    local addr=$1 file=$2 i
+    SYNC_ID=$((SYNC_ID + 1))
+    curl -fsS -A bench-sync -o /dev/null "http://$addr/v2/?bench-sync=$SYNC_ID"
+    for i in $(seq 200); do
+        grep -q "bench-sync=$SYNC_ID " "$file" && break
+        sleep 0.05
+    done
+    grep '^[0-9.]* - ' "$file" | grep -vc '"bench-sync"$' || true
+}
+
 # --- skopeo's blob-info cache ----------------------------------------------------------
 # skopeo remembers which blobs it has seen in which repository (containers/image's
 # blob-info cache) and then mounts them across repositories instead of uploading: runs
 # after the first would measure no upload at all. containers/image keeps it in
 # /var/lib/containers/cache for root, else in ${XDG_DATA_HOME:-~/.local/share}/containers/cache.
 # Non-root: every skopeo run gets a fresh empty XDG_DATA_HOME. Root: the existing cache file
-# is moved aside for the benchmark (restored at exit) and deleted before every skopeo run.
+# is moved aside for the subcommand (restored when it ends) and deleted before every
+# skopeo run.
 
 SKOPEO_ROOT_CACHE=/var/lib/containers/cache/blob-info-cache-v1.boltdb
 
@@ -228,65 +288,174 @@ fresh_skopeo_cache() {
     fi
 }
 
-# --- measuring -------------------------------------------------------------------------
+# --- timing ----------------------------------------------------------------------------
 
+# run_timed CMD...: runs CMD with its output to a temporary log. Sets RUN_OK (yes/no),
+# RUN_WALL (seconds, 3 decimals: `date +%s%N` around the command), RUN_RSS (peak RSS in
+# KiB, from GNU time; "-" when CMD is a shell function, which GNU time cannot run) and,
+# when CMD failed, RUN_TAIL (the last 30 lines of its output).
+run_timed() {
+    local out timing start end ns function=no
+    out=$(mktemp "$BENCH_DIR/out.XXXXXX")
+    timing=$(mktemp "$BENCH_DIR/time.XXXXXX")
+    declare -F "$1" >/dev/null && function=yes
+    RUN_OK=yes RUN_RSS=- RUN_TAIL=
+    start=$(date +%s%N)
+    if [ $function = yes ]; then
+        "$@" >"$out" 2>&1 || RUN_OK=no
+    else
+        /usr/bin/time -f '%M' -o "$timing" "$@" >"$out" 2>&1 || RUN_OK=no
+    fi
+    end=$(date +%s%N)
+    ns=$((end - start))
+    printf -v RUN_WALL '%d.%03d' $((ns / 1000000000)) $((ns / 1000000 % 1000))
+    [ $function = yes ] || RUN_RSS=$(tail -n 1 "$timing")
+    if [ "$RUN_OK" = no ]; then
+        RUN_TAIL=$(grep -v '^Command exited with non-zero status' "$out" | tail -n 30 || true)
+    fi
+    rm -f "$out" "$timing"
+}
+
+# new_results VAR: sets VAR to a new empty results file, removed when the subcommand ends
+# (not a command substitution: at_exit must run in this shell).
+new_results() {
+    local f
+    f=$(mktemp "$BENCH_DIR/results.XXXXXX")
+    at_exit "rm -f '$f'"
+    printf -v "$1" '%s' "$f"
+}
+
+# measure TOOL CMD...: runs CMD (run_timed), appends "TOOL WALL_S PEAK_RSS_KIB" to
+# $RESULTS; stops the benchmark with CMD's output if it fails.
 RESULTS=""
-
-# measure TOOL CMD...: runs CMD under GNU time, appends "TOOL WALL_S PEAK_RSS_KIB" to
-# $RESULTS; the command's output goes to a log, shown if it fails.
 measure() {
     local tool=$1
     shift
-    local timing out
-    timing=$(mktemp "$BENCH_DIR/time.XXXXXX")
-    out=$(mktemp "$BENCH_DIR/out.XXXXXX")
-    if ! /usr/bin/time -f '%e %M' -o "$timing" "$@" >"$out" 2>&1; then
+    run_timed "$@"
+    if [ "$RUN_OK" = no ]; then
         log "$tool failed: $*"
-        cat "$out" >&2
-        rm -f "$timing" "$out"
+        printf '%s\n' "$RUN_TAIL" >&2
         exit 1
     fi
-    local wall rss
-    read -r wall rss < <(tail -n 1 "$timing")
-    log "  $tool: ${wall}s, $((rss / 1024)) MiB"
-    printf '%s %s %s\n' "$tool" "$wall" "$rss" >>"$RESULTS"
-    rm -f "$timing" "$out"
+    log "  $tool: ${RUN_WALL}s, $((RUN_RSS / 1024)) MiB"
+    printf '%s %s %s\n' "$tool" "$RUN_WALL" "$RUN_RSS" >>"$RESULTS"
 }
 
-# table RESULTS_FILE BASELINE_TOOL: tool, median wall, median peak RSS, wall ratio.
-table() {
-    python3 - "$1" "$2" <<'PY'
-import statistics, sys
+# --- tables ----------------------------------------------------------------------------
+# py ARG... <<'PY' ... PY: runs the Python on stdin after the shared prelude (median).
+
+PY_PRELUDE='import re, statistics, sys
+
+def median(values):
+    return statistics.median(list(values))
+'
+
+py() {
+    local code
+    code=$(cat)
+    python3 -c "$PY_PRELUDE$code" "$@"
+}
+
+# wall_rss_table RESULTS BASELINE_TOOL: tool, runs, median wall, median peak RSS, max peak
+# RSS, wall ratio to BASELINE_TOOL (lines from `measure`).
+wall_rss_table() {
+    py "$1" "$2" <<'PY'
 rows = {}
 for line in open(sys.argv[1]):
     tool, wall, rss = line.split()
     rows.setdefault(tool, []).append((float(wall), int(rss)))
-base = statistics.median(w for w, _ in rows[sys.argv[2]])
+base = median(w for w, _ in rows[sys.argv[2]])
 print(f"{'tool':<8} {'runs':>4} {'median wall s':>14} {'median peak RSS MiB':>20} "
       f"{'max peak RSS MiB':>17} {'wall / ' + sys.argv[2]:>13}")
 for tool, samples in rows.items():
-    wall = statistics.median(w for w, _ in samples)
-    rss = statistics.median(r for _, r in samples) / 1024
+    wall = median(w for w, _ in samples)
+    rss = median(r for _, r in samples) / 1024
     top = max(r for _, r in samples) / 1024
     ratio = wall / base if base else float("nan")
     print(f"{tool:<8} {len(samples):>4} {wall:>14.2f} {rss:>20.1f} {top:>17.1f} {ratio:>13.2f}")
 PY
 }
 
-# --- subcommands -----------------------------------------------------------------------
+# sign_table RESULTS: platforms, operation, wharf median, cosign median, wharf/cosign.
+sign_table() {
+    py "$1" <<'PY'
+rows = {}
+for line in open(sys.argv[1]):
+    p, op, tool, secs = line.split()
+    rows.setdefault((int(p), op), {}).setdefault(tool, []).append(float(secs))
+print(f"{'platforms':>9}  {'operation':<9} {'runs':>4} {'wharf median s':>15} "
+      f"{'cosign median s':>16} {'wharf/cosign':>13}")
+for (p, op), tools in sorted(rows.items()):
+    w = median(tools["wharf"])
+    c = median(tools["cosign"])
+    print(f"{p:>9}  {op:<9} {len(tools['wharf']):>4} {w:>15.2f} {c:>16.2f} {w / c:>13.2f}")
+PY
+}
+
+# mirror_table RESULTS: per tool, medians and checks (lines from `measure_copy`).
+mirror_table() {
+    py "$1" <<'PY'
+rows = {}
+for line in open(sys.argv[1]):
+    tool, ok, wall, rss, ra, rb, complete, kept, missing, extra = line.split()
+    rows.setdefault(tool, []).append(
+        dict(ok=ok == "yes", wall=float(wall), rss=int(rss), ra=int(ra), rb=int(rb),
+             complete=complete, kept=kept, missing=int(missing), extra=extra))
+# Medians over the successful runs (all runs if none succeeded); failures are counted.
+failures = {t: sum(not s["ok"] for s in samples) for t, samples in rows.items()}
+rows = {t: [s for s in samples if s["ok"]] or samples for t, samples in rows.items()}
+
+def med(samples, key):
+    return median(s[key] for s in samples)
+
+def same(samples, key):
+    values = sorted({str(s[key]) for s in samples})
+    return values[0] if len(values) == 1 else "/".join(values)
+
+def short_tags(tags):
+    # sha256-<64 hex> tags (an image's fallback / digest tags) are counted, not listed.
+    if tags == "-":
+        return tags
+    named, digests = [], 0
+    for t in tags.split(","):
+        if re.fullmatch(r"sha256-[0-9a-f]{64}", t):
+            digests += 1
+        else:
+            named.append(t)
+    if digests:
+        named.append(f"{digests} x sha256-<hex>")
+    return ", ".join(named)
+
+copy_tools = [t for t in rows if t != "wharf-remirror"]
+walls = {t: med(rows[t], "wall") for t in rows}
+hdr = (f"{'tool':<15} {'runs':>4} {'failed':>6} {'median wall s':>13} {'vs fastest peer':>15} "
+       f"{'requests A+B':>14} {'peak RSS MiB':>12} {'artifacts complete':>18} "
+       f"{'digest kept':>11} {'missing tags':>12}  extra tags")
+print(hdr)
+for tool, samples in rows.items():
+    peers = [walls[t] for t in copy_tools if t != tool]
+    ratio = walls[tool] / min(peers) if peers and min(peers) else float("nan")
+    ra, rb = med(samples, "ra"), med(samples, "rb")
+    requests = f"{ra:g}+{rb:g}={ra + rb:g}"
+    print(f"{tool:<15} {len(samples) + failures[tool]:>4} {failures[tool]:>6} {walls[tool]:>13.2f} {ratio:>15.2f} {requests:>14} "
+          f"{med(samples, 'rss') / 1024:>12.1f} {same(samples, 'complete'):>18} "
+          f"{same(samples, 'kept'):>11} {same(samples, 'missing'):>12}  "
+          f"{short_tags(same(samples, 'extra'))}")
+PY
+}
+
+# --- push ------------------------------------------------------------------------------
 
 # push: a 2-platform layout (2 x 64 MiB layers each) pushed to a fresh repository per run
 # by wharf, skopeo and oras (when on PATH); then wharf alone with one 512 MiB layer, for
 # its peak RSS.
 cmd_push() {
-    setup_tools
-    build_wharf
-    mkdir -p "$BENCH_DIR"
+    prepare
+    need skopeo
     local layout="$BENCH_DIR/layouts/push-2x2x64M" big="$BENCH_DIR/layouts/push-1x512M"
-    mkdir -p "$BENCH_DIR/layouts"
-    gen_layout "$layout" bench 64 2 linux/amd64 linux/arm64
-    gen_layout "$big" bench 512 1 linux/amd64
-    start_registry
+    gen_layout "$layout" bench 64M 2 linux/amd64 linux/arm64
+    gen_layout "$big" bench 512M 1 linux/amd64
+    start_registry REG
     setup_skopeo_cache
 
     local have_oras=0
@@ -296,8 +465,7 @@ cmd_push() {
     local layout_mib
     layout_mib=$(du -sm "$layout/blobs" | cut -f1)
     local results
-    results=$(mktemp "$BENCH_DIR/results.XXXXXX")
-    at_exit "rm -f '$results'"
+    new_results results
     RESULTS=$results
     log "push: ${layout_mib} MiB layout, $BENCH_RUNS runs per tool, registry $REG"
     local i
@@ -314,8 +482,7 @@ cmd_push() {
     done
 
     local big_results
-    big_results=$(mktemp "$BENCH_DIR/results.XXXXXX")
-    at_exit "rm -f '$big_results'"
+    new_results big_results
     log "push: one 512 MiB layer, wharf only"
     RESULTS=$big_results
     for i in $(seq "$BENCH_RUNS"); do
@@ -324,21 +491,343 @@ cmd_push() {
 
     echo
     echo "push: 2 platforms x 2 x 64 MiB layers (${layout_mib} MiB), $BENCH_RUNS runs, registry on loopback"
-    table "$results" wharf
+    wall_rss_table "$results" wharf
     echo
     echo "push: 1 layer of 512 MiB, wharf only (RSS target)"
-    table "$big_results" wharf
+    wall_rss_table "$big_results" wharf
 }
 
-cmd_sign() { die "sign: not written yet"; }
-cmd_mirror() { die "mirror: not written yet"; }
+# --- sign ------------------------------------------------------------------------------
+# For P in BENCH_PLATFORMS: an index over P image manifests (one 1 KiB layer each) is
+# pushed to a fresh repository per run and per tool (so earlier signatures never count),
+# then
+#   sign:   wharf sign --key K --recursive --tlog-upload=false
+#           cosign sign --key K --recursive --tlog-upload=false -y
+#   verify: wharf verify --key K.pub --recursive --insecure-ignore-tlog
+#           cosign verify --key K.pub --insecure-ignore-tlog=true, once per manifest (index
+#           and each child in turn: cosign has no recursive verify)
+# Both tools use one key (cosign's encrypted format, from `wharf key generate`) and verify
+# the same signed image (wharf's). The first run also checks, untimed, that wharf verifies
+# cosign's signatures.
+
+# sign_platforms P: P distinct platforms, one a line: 8 architectures, then the same
+# with variants v1, v2, ...
+sign_platforms() {
+    local archs=(amd64 arm64 arm 386 ppc64le s390x riscv64 mips64le) i p
+    for ((i = 0; i < $1; i++)); do
+        p=linux/${archs[i % ${#archs[@]}]}
+        if ((i >= ${#archs[@]})); then
+            p+=/v$((i / ${#archs[@]}))
+        fi
+        printf '%s\n' "$p"
+    done
+}
+
+# push_fresh LAYOUT REPO: pushes with wharf; sets DIGESTS (index first, then children).
+push_fresh() {
+    local json
+    json=$("$WHARF" push "$1" "$2" --allow-insecure-registry --output json) || die "push to $2 failed"
+    mapfile -t DIGESTS < <(printf '%s' "$json" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(r["digest"])
+for m in r["manifests"]:
+    print(m["digest"])')
+}
+
+# time_run RESULTS P OPERATION TOOL CMD...: runs CMD (run_timed), appends
+# "P OPERATION TOOL SECONDS" to RESULTS; stops the benchmark if it fails.
+time_run() {
+    local results=$1 platforms=$2 op=$3 tool=$4
+    shift 4
+    run_timed "$@"
+    if [ "$RUN_OK" = no ]; then
+        log "$tool $op failed: $*"
+        printf '%s\n' "$RUN_TAIL" >&2
+        exit 1
+    fi
+    log "  P=$platforms $op $tool: ${RUN_WALL}s"
+    printf '%s %s %s %s\n' "$platforms" "$op" "$tool" "$RUN_WALL" >>"$results"
+}
+
+# cosign_verify_each REPO DIGEST...: cosign verify of every manifest in turn.
+cosign_verify_each() {
+    local repo=$1 d
+    shift
+    for d in "$@"; do
+        cosign verify --key "$KEY.pub" --insecure-ignore-tlog=true --allow-insecure-registry \
+            "$repo@$d" >/dev/null || return 1
+    done
+}
+
+# cosign_version: cosign's gitVersion, or for a Debian build (which says "devel") the
+# package version from its changelog.
+cosign_version() {
+    local v changelog
+    v=$(cosign version --json 2>/dev/null |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["gitVersion"])' || echo unknown)
+    changelog="$(dirname "$(command -v cosign)")/../share/doc/cosign/changelog.Debian.gz"
+    if [ "$v" = devel ] && [ -f "$changelog" ]; then
+        v="$(zcat "$changelog" | head -n 1 | sed -E 's/^cosign \(([^)]*)\).*/\1/') (Debian)"
+    fi
+    printf '%s\n' "$v"
+}
+
+cmd_sign() {
+    prepare
+    need cosign
+    local p
+    for p in $BENCH_PLATFORMS; do
+        [[ $p =~ ^[0-9]+$ ]] && ((p >= 2)) || die "BENCH_PLATFORMS: $p is not a count of at least 2"
+    done
+    local work
+    work=$(mktemp -d "$BENCH_DIR/sign.XXXXXX")
+    at_exit "rm -rf '$work'"
+    start_registry REG
+
+    # One key for both tools, in cosign's encrypted format.
+    local -x WHARF_PASSWORD=wharf-bench COSIGN_PASSWORD=wharf-bench
+    KEY=$work/bench
+    "$WHARF" key generate --output-key-prefix "$KEY" -q
+
+    local results
+    new_results results
+    local i repo layout wharf_repo
+    local -a platforms digests
+    for p in $BENCH_PLATFORMS; do
+        layout=$BENCH_DIR/layouts/sign-$p
+        mapfile -t platforms < <(sign_platforms "$p")
+        gen_layout "$layout" bench 1K 1 "${platforms[@]}"
+        log "sign: $p platforms, $BENCH_RUNS runs per tool, registry $REG"
+        for i in $(seq "$BENCH_RUNS"); do
+            log "run $i/$BENCH_RUNS"
+            # wharf signs its own fresh copy; both tools verify that copy.
+            repo=$REG/p$p-wharf-$i
+            push_fresh "$layout" "$repo"
+            wharf_repo=$repo
+            digests=("${DIGESTS[@]}")
+            time_run "$results" "$p" sign wharf \
+                "$WHARF" sign --key "$KEY.key" --recursive --tlog-upload=false \
+                --allow-insecure-registry -q "$repo@${digests[0]}"
+
+            repo=$REG/p$p-cosign-$i
+            push_fresh "$layout" "$repo"
+            time_run "$results" "$p" sign cosign \
+                cosign sign --key "$KEY.key" --recursive --tlog-upload=false -y \
+                --allow-insecure-registry "$repo@${DIGESTS[0]}"
+            if [ "$i" -eq 1 ]; then
+                # Not timed: cosign's signatures verify in wharf (every manifest signed).
+                "$WHARF" verify --key "$KEY.pub" --recursive --insecure-ignore-tlog \
+                    --allow-insecure-registry -q "$repo@${DIGESTS[0]}" >/dev/null ||
+                    die "wharf cannot verify cosign's signatures on $repo"
+            fi
+
+            time_run "$results" "$p" verify wharf \
+                "$WHARF" verify --key "$KEY.pub" --recursive --insecure-ignore-tlog \
+                --allow-insecure-registry -q "$wharf_repo@${digests[0]}"
+            time_run "$results" "$p" verify cosign \
+                cosign_verify_each "$wharf_repo" "${digests[@]}"
+        done
+    done
+
+    echo
+    echo "sign/verify: index + P manifests (P+1 signatures), $BENCH_RUNS runs, registry on loopback"
+    echo "wharf $("$WHARF" --version | awk '{print $2}') (release build), cosign $(cosign_version)"
+    sign_table "$results"
+}
+
+# --- mirror ----------------------------------------------------------------------------
+# A release is built in registry A: the push benchmark's 2-platform layout (2 x 64 MiB
+# random layers per platform), pushed with `wharf push --tag v1`, signed recursively by
+# wharf, and a CycloneDX attestation by `cosign attest`. Then BENCH_RUNS times, each tool
+# copies A/rel:v1 to a fresh repository of registry B. Per tool: wall time and peak RSS,
+# HTTP requests served by A and B (their access logs), B's tags afterwards, and whether
+# `cosign verify` (index and both platforms) and `cosign verify-attestation` pass on the
+# copy. Then re-mirroring the unchanged release with wharf is timed too. Last, the peak
+# RSS of one `wharf mirror` of a signed release with a single 1 GiB random layer (its
+# layout and both registries' copies are removed when the subcommand ends).
+
+MIRROR_PASSWORD=bench-mirror-password
+
+# make_release LAYOUT: pushes, signs and attests A/rel:v1; sets DIGEST, CHILDREN, KEY_PUB,
+# RELEASE_KEY, SOURCE_TAGS (A's tags, sorted, one per line).
+make_release() {
+    local layout=$1 keys
+    keys=$(mktemp -d "$BENCH_DIR/keys.XXXXXX")
+    at_exit "rm -rf '$keys'"
+    DIGEST=$("$WHARF" push "$layout" "$A/rel" --tag v1 --allow-insecure-registry -q --output json |
+        jq -r .digest)
+    mapfile -t CHILDREN < <(curl -fsS -H 'Accept: application/vnd.oci.image.index.v1+json' \
+        "http://$A/v2/rel/manifests/$DIGEST" | jq -r '.manifests[].digest')
+    WHARF_PASSWORD=$MIRROR_PASSWORD "$WHARF" key generate --output-key-prefix "$keys/release" >/dev/null
+    RELEASE_KEY=$keys/release.key
+    KEY_PUB=$keys/release.pub
+    WHARF_PASSWORD=$MIRROR_PASSWORD "$WHARF" sign --key "$RELEASE_KEY" --recursive \
+        --tlog-upload=false --allow-insecure-registry -q "$A/rel@$DIGEST"
+    cat >"$keys/sbom.cdx.json" <<'EOF'
+{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+ "components": [{"type": "library", "name": "bench", "version": "1.0.0"}]}
+EOF
+    COSIGN_PASSWORD=$MIRROR_PASSWORD cosign attest --key "$RELEASE_KEY" --tlog-upload=false \
+        --type cyclonedx --predicate "$keys/sbom.cdx.json" -y --allow-insecure-registry \
+        "$A/rel@$DIGEST" >/dev/null 2>&1 || die "cosign attest failed"
+    SOURCE_TAGS=$(tags_of "$A" rel)
+    log "release $A/rel@$DIGEST; tags: $(echo "$SOURCE_TAGS" | tr '\n' ' ')"
+}
+
+tags_of() {
+    curl -fsS "http://$1/v2/$2/tags/list" 2>/dev/null | jq -r '.tags // [] | .[]' | sort || true
+}
+
+# artifacts_complete REPO: whether cosign verifies the index and each platform, and the
+# CycloneDX attestation, at B/REPO.
+artifacts_complete() {
+    local repo=$1 d
+    for d in "$DIGEST" "${CHILDREN[@]}"; do
+        cosign verify --key "$KEY_PUB" --insecure-ignore-tlog=true --allow-insecure-registry \
+            "$B/$repo@$d" >/dev/null 2>&1 || { echo no; return; }
+    done
+    cosign verify-attestation --key "$KEY_PUB" --type cyclonedx --insecure-ignore-tlog=true \
+        --allow-insecure-registry "$B/$repo@$DIGEST" >/dev/null 2>&1 || { echo no; return; }
+    echo yes
+}
+
+# measure_copy TOOL REPO CMD...: runs CMD (run_timed) and appends one line to $RESULTS:
+# tool succeeded wall_s peak_rss_kib requests_A requests_B complete digest_kept
+# missing_tags extra_tags
+measure_copy() {
+    local tool=$1 repo=$2
+    shift 2
+    local a0 b0 a1 b1
+    a0=$(requests_served "$A" "$A_LOG")
+    b0=$(requests_served "$B" "$B_LOG")
+    run_timed "$@"
+    if [ "$RUN_OK" = no ]; then
+        # A failing tool is a result too (cosign copy sometimes writes an index before its
+        # platform manifests and the registry refuses it): record it and go on.
+        log "$tool FAILED: $*"
+        printf '%s\n' "$RUN_TAIL" | tail -n 3 | sed 's/^/    /' >&2
+    fi
+    a1=$(requests_served "$A" "$A_LOG")
+    b1=$(requests_served "$B" "$B_LOG")
+
+    local tags complete kept missing extra
+    tags=$(tags_of "$B" "$repo")
+    complete=$(artifacts_complete "$repo")
+    kept=no
+    if curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json' \
+        "http://$B/v2/$repo/manifests/$DIGEST" 2>/dev/null; then
+        kept=yes
+    fi
+    missing=$(comm -23 <(echo "$SOURCE_TAGS") <(echo "$tags") | grep -c . || true)
+    extra=$(comm -13 <(echo "$SOURCE_TAGS") <(echo "$tags") | paste -sd, -)
+    log "  $tool: ${RUN_WALL}s, $((RUN_RSS / 1024)) MiB, requests A $((a1 - a0)) B $((b1 - b0))," \
+        "artifacts complete $complete, missing tags $missing, extra tags ${extra:--}"
+    printf '%s %s %s %s %s %s %s %s %s %s\n' "$tool" "$RUN_OK" "$RUN_WALL" "$RUN_RSS" \
+        "$((a1 - a0))" "$((b1 - b0))" "$complete" "$kept" "$missing" "${extra:--}" >>"$RESULTS"
+}
+
+# mirror_big RESULTS: a signed release with one 1 GiB random layer in A/big:v1, mirrored
+# once by wharf into B/big under GNU time (`measure`). Its layout lives only until pushed.
+mirror_big() {
+    local tmp digest got
+    tmp=$(mktemp -d "$BENCH_DIR/mirror-big.XXXXXX")
+    at_exit "rm -rf '$tmp'"
+    gen_layout "$tmp/layout" big 1G 1 linux/amd64
+    BIG_MIB=$(du -sm "$tmp/layout/blobs" | cut -f1)
+    digest=$("$WHARF" push "$tmp/layout" "$A/big" --tag v1 --allow-insecure-registry -q --output json |
+        jq -r .digest)
+    rm -rf "$tmp/layout" # A holds it now: 1 GiB less on disk while mirroring
+    WHARF_PASSWORD=$MIRROR_PASSWORD "$WHARF" sign --key "$RELEASE_KEY" --recursive \
+        --tlog-upload=false --allow-insecure-registry -q "$A/big@$digest"
+    log "mirror: one 1 GiB layer ($A/big@$digest), wharf only, 1 run"
+    RESULTS=$1
+    measure wharf "$WHARF" mirror "$A/big:v1" "$B/big" --allow-insecure-registry -q
+    got=$(curl -fsS -o /dev/null -w '%header{docker-content-digest}' \
+        -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "http://$B/v2/big/manifests/v1") || die "B/big:v1 missing after wharf mirror"
+    [ "$got" = "$digest" ] || die "B/big:v1 is $got, expected $digest"
+    cosign verify --key "$KEY_PUB" --insecure-ignore-tlog=true --allow-insecure-registry \
+        "$B/big@$digest" >/dev/null 2>&1 || die "the 1 GiB copy's signature does not verify"
+}
+
+cmd_mirror() {
+    prepare
+    need skopeo cosign oras jq
+    # Same layout (and stamp) as `push`, so the two share it.
+    local layout="$BENCH_DIR/layouts/push-2x2x64M"
+    gen_layout "$layout" bench 64M 2 linux/amd64 linux/arm64
+    start_registry A access-log
+    start_registry B access-log
+    setup_skopeo_cache
+    local -x DOCKER_CONFIG
+    DOCKER_CONFIG=$(mktemp -d "$BENCH_DIR/docker-config.XXXXXX")
+    at_exit "rm -rf '$DOCKER_CONFIG'"
+    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
+
+    make_release "$layout"
+    local layout_mib
+    layout_mib=$(du -sm "$layout/blobs" | cut -f1)
+
+    local results
+    new_results results
+    RESULTS=$results
+    log "mirror: ${layout_mib} MiB release, $BENCH_RUNS runs per tool, A=$A B=$B"
+    local i
+    for i in $(seq "$BENCH_RUNS"); do
+        log "run $i/$BENCH_RUNS"
+        measure_copy wharf "wharf-$i" \
+            "$WHARF" mirror "$A/rel:v1" "$B/wharf-$i" --allow-insecure-registry -q
+        measure_copy cosign "cosign-$i" \
+            cosign copy --allow-insecure-registry -f "$A/rel:v1" "$B/cosign-$i"
+        measure_copy oras "oras-$i" \
+            oras cp -r --from-plain-http --to-plain-http "$A/rel:v1" "$B/oras-$i"
+        fresh_skopeo_cache
+        measure_copy skopeo "skopeo-$i" \
+            "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --src-tls-verify=false --dest-tls-verify=false \
+            "docker://$A/rel:v1" "docker://$B/skopeo-$i"
+    done
+    log "re-mirroring the unchanged release with wharf"
+    for i in $(seq "$BENCH_RUNS"); do
+        measure_copy wharf-remirror wharf-1 \
+            "$WHARF" mirror "$A/rel:v1" "$B/wharf-1" --allow-insecure-registry -q
+    done
+
+    local big_results
+    new_results big_results
+    mirror_big "$big_results"
+
+    echo
+    echo "mirror: 2 platforms x 2 x 64 MiB layers (${layout_mib} MiB), signed (wharf, recursive)" \
+        "+ CycloneDX attestation (cosign); $BENCH_RUNS runs, registries on loopback"
+    mirror_table "$results"
+    echo
+    echo "Medians over the successful runs; failed: runs where the tool exited non-zero (their"
+    echo "copy is still checked). requests A+B: HTTP requests each registry served in one run."
+    echo "artifacts complete: cosign verify (index and each platform) and cosign"
+    echo "verify-attestation --type cyclonedx pass on the copy. missing/extra tags: the copy's"
+    echo "tags compared with the source's (v1 plus sha256-<hex>.sig/.att). wharf-remirror:"
+    echo "wharf mirror again into wharf-1, which already holds the release."
+    echo
+    echo "mirror: 1 layer of 1 GiB (${BIG_MIB} MiB), signed; wharf only, 1 run (RSS target)"
+    wall_rss_table "$big_results" wharf
+}
+
+# --- main ------------------------------------------------------------------------------
+
+cmd_all() {
+    scoped cmd_push
+    scoped cmd_sign
+    scoped cmd_mirror
+}
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"
 }
 
 case "${1:-}" in
-    push | sign | mirror) "cmd_$1" ;;
+    push | sign | mirror | all) "cmd_$1" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
 esac
