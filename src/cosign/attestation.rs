@@ -54,7 +54,9 @@ pub fn statement(
         serde_json::to_string(predicate_type)?,
     )
     .into_bytes();
-    out.extend_from_slice(raw.get().as_bytes());
+    // The whole file, whitespace around the document included (JSON allows it there), so
+    // the predicate handed back is the file as given, down to its final newline.
+    out.extend_from_slice(text.as_bytes());
     out.push(b'}');
     Ok(out)
 }
@@ -123,11 +125,29 @@ impl Envelope {
     }
 }
 
-/// The parts of a Statement verification needs; `predicate` is its exact bytes.
+/// The parts of a Statement verification needs; `predicate` is its exact bytes, with the
+/// whitespace embedded around it.
 pub struct ParsedStatement<'a> {
     pub predicate_type: String,
     pub subject_digests: Vec<String>,
-    pub predicate: &'a RawValue,
+    pub predicate: &'a str,
+}
+
+/// Widens `inner` (a slice of `outer`) over the JSON whitespace around it.
+fn with_surrounding_whitespace<'a>(outer: &'a str, inner: &'a str) -> &'a str {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    let end = start + inner.len();
+    let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = outer.as_bytes();
+    let mut s = start;
+    while s > 0 && is_ws(bytes[s - 1]) {
+        s -= 1;
+    }
+    let mut e = end;
+    while e < bytes.len() && is_ws(bytes[e]) {
+        e += 1;
+    }
+    &outer[s..e]
 }
 
 pub fn parse_statement(bytes: &[u8]) -> Result<ParsedStatement<'_>> {
@@ -145,7 +165,8 @@ pub fn parse_statement(bytes: &[u8]) -> Result<ParsedStatement<'_>> {
     struct Subject {
         digest: std::collections::BTreeMap<String, String>,
     }
-    let s: Statement = serde_json::from_slice(bytes)
+    let text = std::str::from_utf8(bytes).context("the attestation payload is not UTF-8")?;
+    let s: Statement = serde_json::from_str(text)
         .context("the attestation payload is not an in-toto Statement")?;
     if s.kind != STATEMENT_V1 && s.kind != STATEMENT_V01 {
         bail!("unsupported in-toto statement type {:?}", s.kind);
@@ -157,7 +178,7 @@ pub fn parse_statement(bytes: &[u8]) -> Result<ParsedStatement<'_>> {
             .into_iter()
             .filter_map(|x| x.digest.get("sha256").cloned())
             .collect(),
-        predicate: s.predicate,
+        predicate: with_surrounding_whitespace(text, s.predicate.get()),
     })
 }
 
@@ -231,7 +252,13 @@ mod tests {
         let d = Digest::of(b"img");
         let s = statement("r/app", &d, "https://cyclonedx.org/bom", predicate).unwrap();
         let parsed = parse_statement(&s).unwrap();
-        assert_eq!(parsed.predicate.get().as_bytes(), predicate);
+        assert_eq!(parsed.predicate.as_bytes(), predicate);
+        let with_newline = b"{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.5\"}\n";
+        let s = statement("r/app", &d, "https://cyclonedx.org/bom", with_newline).unwrap();
+        assert_eq!(
+            parse_statement(&s).unwrap().predicate.as_bytes(),
+            with_newline
+        );
         assert_eq!(parsed.subject_digests, vec![d.hex().to_string()]);
         assert!(statement("r/app", &d, "x", b"[1]").is_err());
         assert!(statement("r/app", &d, "x", b"{not json").is_err());

@@ -426,7 +426,7 @@ async fn check_attestation(
     ) {
         return Ok(Err(r));
     }
-    let predicate = statement.predicate.get().to_string();
+    let predicate = statement.predicate.to_string();
     let value: serde_json::Value = serde_json::from_slice(&payload).expect("parsed above");
     Ok(Ok((value, predicate)))
 }

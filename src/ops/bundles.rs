@@ -252,7 +252,7 @@ pub(crate) fn check_bundle(
         b.check_attestation_body(&payload, &signature, &verifier_der)
     };
     verify_evidence(policy, request, tlog, certificate.as_ref(), &body_check)?;
-    let predicate = statement.predicate.get().to_string();
+    let predicate = statement.predicate.to_string();
     let value = serde_json::from_slice(&payload).map_err(|e| reject(9, format!("{e}")))?;
     Ok((value, predicate))
 }
