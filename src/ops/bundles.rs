@@ -131,6 +131,16 @@ pub async fn push_bundle(
     })
 }
 
+/// Whether a referrer descriptor may be a Sigstore bundle. cosign 2.5 lists its bundles in
+/// the fallback index with the config's media type (the empty type) instead of the bundle type,
+/// so those are looked at too.
+fn may_be_bundle(d: &Descriptor) -> bool {
+    match d.artifact_type.as_deref() {
+        Some(BUNDLE_MEDIA_TYPE) | None => true,
+        Some(t) => t == media::OCI_EMPTY || d.annotation(PREDICATE_TYPE_ANNOTATION).is_some(),
+    }
+}
+
 /// The Sigstore bundles referring to `digest`.
 pub async fn find_bundles(
     store: &dyn Store,
@@ -138,25 +148,21 @@ pub async fn find_bundles(
 ) -> Result<Vec<(Digest, Result<SigstoreBundle>)>> {
     let (found, _) = referrers::list(store, digest).await?;
     let mut out = Vec::new();
-    for referrer in found
-        .iter()
-        .filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_MEDIA_TYPE))
-    {
+    for referrer in found.iter().filter(|d| may_be_bundle(d)) {
         let Some(raw) = store
             .get_manifest(ManifestRef::Digest(&referrer.digest))
             .await?
         else {
             continue;
         };
+        let Ok(Manifest::Image(m)) = raw.parse() else {
+            continue;
+        };
+        let Some(layer) = m.layers.iter().find(|l| l.media_type == BUNDLE_MEDIA_TYPE) else {
+            // Some other artifact (an SBOM attached with oras, say): not ours to check.
+            continue;
+        };
         let bundle = async {
-            let Manifest::Image(m) = raw.parse()? else {
-                return Err(anyhow!("the bundle referrer is an index"));
-            };
-            let layer = m
-                .layers
-                .iter()
-                .find(|l| l.media_type == BUNDLE_MEDIA_TYPE)
-                .ok_or_else(|| anyhow!("the referrer holds no bundle layer"))?;
             if layer.size > 16 << 20 {
                 return Err(anyhow!("the bundle is too large"));
             }

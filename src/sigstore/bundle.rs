@@ -48,6 +48,8 @@ pub struct KeyHint {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TlogEntry {
+    // Protobuf JSON leaves out zero values: a first entry has no logIndex.
+    #[serde(default = "zero")]
     pub log_index: String,
     pub log_id: LogId,
     pub kind_version: KindVersion,
@@ -80,9 +82,11 @@ pub struct InclusionPromise {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InclusionProofJson {
+    #[serde(default = "zero")]
     pub log_index: String,
     pub root_hash: String,
     pub tree_size: String,
+    #[serde(default)]
     pub hashes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Checkpoint>,
@@ -91,6 +95,10 @@ pub struct InclusionProofJson {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub envelope: String,
+}
+
+fn zero() -> String {
+    "0".into()
 }
 
 fn hex_to_b64(hex_text: &str) -> Result<String> {
