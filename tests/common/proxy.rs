@@ -147,6 +147,31 @@ impl Fault {
 /// Decides the fate of each request.
 pub type Policy = Box<dyn Fn(&RequestInfo) -> Action + Send + Sync>;
 
+/// Decides the fate of a manifest PUT the [`Policy`] forwarded, seeing its whole body:
+/// `Some(action)` answers instead of the upstream, `None` forwards. Manifests are small, so
+/// their bodies are read into memory first; no other request is buffered.
+pub type ManifestRule = Box<dyn Fn(&RequestInfo, &[u8]) -> Option<Action> + Send + Sync>;
+
+/// A registry that refuses OCI 1.1 referrer manifests, as some do for some subjects: every
+/// manifest PUT whose JSON has a `subject` is refused with `status` (400 answers
+/// `MANIFEST_INVALID`, anything else `UNSUPPORTED`); other manifests pass.
+pub fn refuse_manifests_with_subject(status: u16) -> ManifestRule {
+    Box::new(move |_req, body| {
+        let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+        doc.get("subject")?;
+        let code = if status == 400 {
+            "MANIFEST_INVALID"
+        } else {
+            "UNSUPPORTED"
+        };
+        Some(Action::registry_error(
+            status,
+            code,
+            "injected fault: manifests with a subject are not supported",
+        ))
+    })
+}
+
 /// Forwards everything.
 pub fn forward_all() -> Policy {
     Box::new(|_| Action::Forward)
@@ -198,6 +223,7 @@ pub struct Record {
 struct Shared {
     upstream: String,
     policy: Policy,
+    manifest_rule: Option<ManifestRule>,
     options: ProxyOptions,
     seq: AtomicU64,
     stop: AtomicBool,
@@ -222,11 +248,27 @@ impl Proxy {
     }
 
     pub fn start_with(upstream: &str, options: ProxyOptions, policy: Policy) -> Proxy {
+        Self::start_inner(upstream, options, policy, None)
+    }
+
+    /// Starts a proxy whose manifest PUTs, once `policy` forwards them, also go through
+    /// `rule` (see [`ManifestRule`]).
+    pub fn start_with_manifest_rule(upstream: &str, policy: Policy, rule: ManifestRule) -> Proxy {
+        Self::start_inner(upstream, ProxyOptions::default(), policy, Some(rule))
+    }
+
+    fn start_inner(
+        upstream: &str,
+        options: ProxyOptions,
+        policy: Policy,
+        manifest_rule: Option<ManifestRule>,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address").to_string();
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             policy,
+            manifest_rule,
             options,
             seq: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -435,6 +477,32 @@ fn copy_body(
     }
 }
 
+/// Reads a whole request body (either framing) into `out`, de-chunked.
+fn copy_body_into(
+    r: &mut impl BufRead,
+    out: &mut Vec<u8>,
+    framing: &BodyFraming,
+) -> io::Result<()> {
+    match framing {
+        BodyFraming::None => Ok(()),
+        BodyFraming::Length(n) => copy_exact(r, out, *n, None, None),
+        BodyFraming::Chunked => loop {
+            let line = read_line(r)?.ok_or_else(|| invalid("EOF in chunk size"))?;
+            let size_hex = line.split(';').next().unwrap_or_default().trim();
+            let size = u64::from_str_radix(size_hex, 16).map_err(|_| invalid("bad chunk size"))?;
+            if size == 0 {
+                while !read_line(r)?
+                    .ok_or_else(|| invalid("EOF in trailers"))?
+                    .is_empty()
+                {}
+                return Ok(());
+            }
+            copy_exact(r, out, size, None, None)?;
+            let _crlf = read_line(r)?;
+        },
+    }
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -479,7 +547,20 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
         path: path.to_string(),
         headers: headers.clone(),
     };
-    let action = (shared.policy)(&info);
+    let mut action = (shared.policy)(&info);
+    // A manifest PUT the policy forwards may still be refused by the manifest rule, which
+    // needs the body: read it now and forward it from memory.
+    let mut buffered: Option<Vec<u8>> = None;
+    if let (Action::Forward, Some(rule)) = (&action, &shared.manifest_rule) {
+        if method == "PUT" && path.contains("/manifests/") {
+            let mut bytes = Vec::new();
+            copy_body_into(&mut client_r, &mut bytes, &body)?;
+            if let Some(answer) = rule(&info, &bytes) {
+                action = answer;
+            }
+            buffered = Some(bytes);
+        }
+    }
     shared.records.lock().expect("records").push(Record {
         seq: info.seq,
         method: info.method.clone(),
@@ -499,7 +580,9 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
             headers: extra,
             body: answer,
         } => {
-            copy_body(&mut client_r, None, &body, None, None)?;
+            if buffered.is_none() {
+                copy_body(&mut client_r, None, &body, None, None)?;
+            }
             let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
             for (k, v) in &extra {
                 head.push_str(&format!("{k}: {v}\r\n"));
@@ -523,17 +606,34 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
             upstream.set_write_timeout(Some(IO_TIMEOUT))?;
             let mut head = format!("{method} {path} {version}\r\n");
             for (k, v) in headers.iter().filter(|(k, _)| !is_hop_by_hop(k)) {
+                // A buffered body is forwarded with a Content-Length of its own.
+                let framing_header = k.eq_ignore_ascii_case("Content-Length")
+                    || k.eq_ignore_ascii_case("Transfer-Encoding");
+                if buffered.is_some() && framing_header {
+                    continue;
+                }
                 head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            if let Some(bytes) = &buffered {
+                head.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
             }
             head.push_str("Connection: close\r\n\r\n");
             upstream.write_all(head.as_bytes())?;
-            copy_body(
-                &mut client_r,
-                Some(&mut upstream),
-                &body,
-                shared.options.upload_bytes_per_second,
-                Some(&shared.body_bytes_forwarded),
-            )?;
+            match &buffered {
+                Some(bytes) => {
+                    upstream.write_all(bytes)?;
+                    shared
+                        .body_bytes_forwarded
+                        .fetch_add(bytes.len() as u64, Ordering::SeqCst);
+                }
+                None => copy_body(
+                    &mut client_r,
+                    Some(&mut upstream),
+                    &body,
+                    shared.options.upload_bytes_per_second,
+                    Some(&shared.body_bytes_forwarded),
+                )?,
+            }
             upstream.flush()?;
 
             let mut up_r = BufReader::new(upstream);
