@@ -4,7 +4,7 @@
 use super::attach::{append_layer, Attached};
 use super::bundles::{check_bundle, find_bundles, sign_as_bundle, BundleFormat};
 use super::graph::read_graph;
-use super::sign::{existing_layers, targets, Tlog};
+use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
 use super::verify::{
     layer_certificate, layer_tlog, reject, verify_crypto, verify_evidence, Policy, Rejection,
     VerifyRequest,
@@ -13,12 +13,11 @@ use crate::cosign::attestation::{
     self, Envelope, DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
 };
 use crate::cosign::sigmanifest;
-use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Manifest, Platform};
-use crate::sign::{keys, verify_signature, Signer};
+use crate::sign::{verify_signature, Signer};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
-use crate::store::{ManifestRef, Store};
+use crate::store::{read_small_blob, ManifestRef, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -138,28 +137,12 @@ pub async fn attest(
 
     let signature = signer.sign(&signed)?;
     let envelope = Envelope::new(&statement, &signature).to_bytes();
-    let mut annotations = Annotations::new();
-    if let Some(cert) = signer.certificate_pem() {
-        annotations.insert(
-            sigmanifest::CERTIFICATE_ANNOTATION.to_string(),
-            cert.to_string(),
-        );
-    }
-    if let Some(chain) = signer.chain_pem() {
-        annotations.insert(sigmanifest::CHAIN_ANNOTATION.to_string(), chain.to_string());
-    }
+    let mut annotations = certificate_annotations(signer);
     if let Some(tlog) = tlog {
-        let verifier = match signer.certificate_pem() {
-            Some(cert) => cert.to_string(),
-            None => keys::public_key_pem(&public_key),
-        };
-        let bundle = rekor::upload(
-            &tlog.http,
-            &tlog.rekor_url,
-            &rekor::dsse(&envelope, &verifier),
-        )
-        .await
-        .with_context(|| format!("logging the attestation of {digest}"))?;
+        let bundle = tlog
+            .log(&rekor::dsse(&envelope, &signer.verifier_pem()))
+            .await
+            .with_context(|| format!("logging the attestation of {digest}"))?;
         annotations.insert(
             sigmanifest::BUNDLE_ANNOTATION.to_string(),
             bundle.bundle.to_annotation(),
@@ -204,15 +187,10 @@ fn report(
 const MAX_ENVELOPE: u64 = 64 << 20;
 
 async fn read_envelope(store: &dyn Store, layer: &Descriptor) -> Result<Option<Envelope>> {
-    if layer.media_type != DSSE_MEDIA_TYPE || layer.size > MAX_ENVELOPE {
+    if layer.media_type != DSSE_MEDIA_TYPE {
         return Ok(None);
     }
-    let bytes: Vec<u8> = store
-        .open_blob(layer)
-        .await?
-        .map_ok(|b| b.to_vec())
-        .try_concat()
-        .await?;
+    let bytes = read_small_blob(store, layer, MAX_ENVELOPE).await?;
     Ok(Envelope::parse(&bytes).ok())
 }
 

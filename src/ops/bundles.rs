@@ -8,10 +8,9 @@ use crate::oci::manifest::{Annotations, ImageManifest};
 use crate::oci::{media, Descriptor, Digest, Manifest, RawManifest};
 use crate::sigstore::bundle::{SigstoreBundle, BUNDLE_MEDIA_TYPE};
 use crate::sigstore::cert::SigningCert;
-use crate::store::{no_progress, BytesBlob, ManifestRef, Store};
+use crate::store::{no_progress, read_small_blob, BytesBlob, ManifestRef, Store};
 use anyhow::{anyhow, Context, Result};
 use der::Decode;
-use futures_util::TryStreamExt;
 
 pub const CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
 pub const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
@@ -162,19 +161,8 @@ pub async fn find_bundles(
             // Some other artifact (an SBOM attached with oras, say): not ours to check.
             continue;
         };
-        let bundle = async {
-            if layer.size > 16 << 20 {
-                return Err(anyhow!("the bundle is too large"));
-            }
-            let bytes: Vec<u8> = store
-                .open_blob(layer)
-                .await?
-                .map_ok(|b| b.to_vec())
-                .try_concat()
-                .await?;
-            SigstoreBundle::parse(&bytes)
-        }
-        .await;
+        let bundle =
+            async { SigstoreBundle::parse(&read_small_blob(store, layer, 16 << 20).await?) }.await;
         out.push((referrer.digest.clone(), bundle));
     }
     Ok(out)
@@ -305,13 +293,9 @@ pub async fn sign_as_bundle(
     let envelope = Envelope::new(&statement, &signature);
     let log = match tlog {
         Some(tlog) => {
-            let verifier = match signer.certificate_pem() {
-                Some(cert) => cert.to_string(),
-                None => crate::sign::keys::public_key_pem(&public_key),
-            };
-            let entry = crate::sigstore::rekor::dsse(&envelope.to_bytes(), &verifier);
+            let entry = crate::sigstore::rekor::dsse(&envelope.to_bytes(), &signer.verifier_pem());
             Some(
-                crate::sigstore::rekor::upload(&tlog.http, &tlog.rekor_url, &entry)
+                tlog.log(&entry)
                     .await
                     .with_context(|| format!("logging the bundle for {digest}"))?,
             )

@@ -402,13 +402,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Vec<u8>>>,
 {
-    let check = VerifyRequest {
-        digest: subject.clone(),
-        recursive: false,
-        ignore_tlog: verify_request.ignore_tlog,
-        trust: verify_request.trust.clone(),
-        jobs: verify_request.jobs,
-    };
+    let check = verify_request.for_digest(subject, false);
     if verify_attestations(store, inputs.policy, &check, Some(predicate_type))
         .await
         .is_ok()
@@ -449,26 +443,14 @@ async fn verify_release(
     verify(store, inputs.policy, request).await?;
     if inputs.config.attestations.sbom != SbomSource::None {
         for (platform, digest) in platforms {
-            let check = VerifyRequest {
-                digest: digest.clone(),
-                recursive: false,
-                ignore_tlog: request.ignore_tlog,
-                trust: request.trust.clone(),
-                jobs: request.jobs,
-            };
+            let check = request.for_digest(digest, false);
             verify_attestations(store, inputs.policy, &check, Some(CYCLONEDX))
                 .await
                 .with_context(|| format!("SBOM attestation of {platform}"))?;
         }
     }
     if inputs.provenance.is_some() {
-        let check = VerifyRequest {
-            digest: request.digest.clone(),
-            recursive: false,
-            ignore_tlog: request.ignore_tlog,
-            trust: request.trust.clone(),
-            jobs: request.jobs,
-        };
+        let check = request.for_digest(&request.digest, false);
         verify_attestations(store, inputs.policy, &check, Some(SLSA_V1))
             .await
             .context("provenance attestation")?;

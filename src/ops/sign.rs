@@ -8,7 +8,7 @@ use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{self, SIGNATURE_ANNOTATION};
 use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Platform};
-use crate::sign::{keys, verify_signature, Signer};
+use crate::sign::{verify_signature, Signer};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::{ManifestRef, Store};
@@ -24,6 +24,27 @@ use std::collections::BTreeMap;
 pub struct Tlog {
     pub http: reqwest::Client,
     pub rekor_url: String,
+}
+
+impl Tlog {
+    pub async fn log(&self, entry: &serde_json::Value) -> Result<rekor::LogEntry> {
+        rekor::upload(&self.http, &self.rekor_url, entry).await
+    }
+}
+
+/// The certificate and chain annotations a keyless signer's layers carry (none for a key).
+pub(crate) fn certificate_annotations(signer: &dyn Signer) -> Annotations {
+    let mut annotations = Annotations::new();
+    if let Some(cert) = signer.certificate_pem() {
+        annotations.insert(
+            sigmanifest::CERTIFICATE_ANNOTATION.to_string(),
+            cert.to_string(),
+        );
+    }
+    if let Some(chain) = signer.chain_pem() {
+        annotations.insert(sigmanifest::CHAIN_ANNOTATION.to_string(), chain.to_string());
+    }
+    annotations
 }
 
 pub struct SignRequest {
@@ -161,24 +182,11 @@ async fn sign_manifest(
         return Ok(Attached::AlreadyPresent);
     }
     let signature = signer.sign(&payload)?;
-    let mut layer_annotations = Annotations::new();
+    let mut layer_annotations = certificate_annotations(signer);
     layer_annotations.insert(SIGNATURE_ANNOTATION.to_string(), B64.encode(&signature));
-    if let Some(cert) = signer.certificate_pem() {
-        layer_annotations.insert(
-            sigmanifest::CERTIFICATE_ANNOTATION.to_string(),
-            cert.to_string(),
-        );
-    }
-    if let Some(chain) = signer.chain_pem() {
-        layer_annotations.insert(sigmanifest::CHAIN_ANNOTATION.to_string(), chain.to_string());
-    }
     if let Some(tlog) = tlog {
-        let verifier = match signer.certificate_pem() {
-            Some(cert) => cert.to_string(),
-            None => keys::public_key_pem(&public_key),
-        };
-        let entry = rekor::hashedrekord(&payload, &signature, &verifier);
-        let bundle = rekor::upload(&tlog.http, &tlog.rekor_url, &entry).await?;
+        let entry = rekor::hashedrekord(&payload, &signature, &signer.verifier_pem());
+        let bundle = tlog.log(&entry).await?;
         layer_annotations.insert(
             sigmanifest::BUNDLE_ANNOTATION.to_string(),
             bundle.bundle.to_annotation(),

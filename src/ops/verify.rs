@@ -17,7 +17,7 @@ use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::cert::{verify_chain, verify_embedded_sct, IdentityPolicy, SigningCert};
 use crate::sigstore::rekor::Bundle;
 use crate::sigstore::trust::TrustRoot;
-use crate::store::{ManifestRef, Store};
+use crate::store::{integrity_error, read_small_blob, ManifestRef, Store};
 use anyhow::{anyhow, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -41,6 +41,19 @@ pub struct VerifyRequest {
     /// Rekor and CT log keys, Fulcio CAs.
     pub trust: TrustRoot,
     pub jobs: usize,
+}
+
+impl VerifyRequest {
+    /// The same checks, for another manifest.
+    pub fn for_digest(&self, digest: &Digest, recursive: bool) -> VerifyRequest {
+        VerifyRequest {
+            digest: digest.clone(),
+            recursive,
+            ignore_tlog: self.ignore_tlog,
+            trust: self.trust.clone(),
+            jobs: self.jobs,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -225,17 +238,11 @@ async fn check_layer(
             "signature invalid: the signature annotation is not base64",
         )));
     };
-    if layer.size > MAX_PAYLOAD {
-        return Ok(Err(reject(
-            9,
-            "signature invalid: the payload is too large to be a signature payload",
-        )));
-    }
-    let payload = match store.open_blob(layer).await {
-        Ok(stream) => match stream.map_ok(|b| b.to_vec()).try_concat().await {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(reject(7, format!("tampered signature payload: {e}")))),
-        },
+    let payload = match read_small_blob(store, layer, MAX_PAYLOAD).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.chain().any(|c| integrity_error(c).is_some()) => {
+            return Ok(Err(reject(7, format!("tampered signature payload: {e:#}"))))
+        }
         Err(e) => {
             return Ok(Err(reject(
                 7,

@@ -22,6 +22,14 @@ pub trait Signer: Send + Sync {
     fn chain_pem(&self) -> Option<&str> {
         None
     }
+    /// What a transparency log entry names as the verifier: the certificate (keyless) or the
+    /// public key, PEM.
+    fn verifier_pem(&self) -> String {
+        match self.certificate_pem() {
+            Some(cert) => cert.to_string(),
+            None => keys::public_key_pem(&self.public_key()),
+        }
+    }
 }
 
 /// A static ECDSA P-256 key.

@@ -8,7 +8,7 @@ pub mod layout;
 pub mod registry;
 mod stream;
 
-pub use stream::{BlobIntegrityError, BlobStream, VerifyingStream};
+pub use stream::{integrity_error, BlobIntegrityError, BlobStream, VerifyingStream};
 
 use crate::oci::{Descriptor, Digest, ImageRef, RawManifest, Repository};
 use anyhow::Result;
@@ -189,6 +189,26 @@ impl Stores {
             )),
         })
     }
+}
+
+/// Reads a small blob (a signature payload, an envelope, a bundle) whole, refusing one whose
+/// descriptor says it is larger than `limit`: such documents are never that big, and memory
+/// must not follow a size someone else chose.
+pub async fn read_small_blob(store: &dyn Store, blob: &Descriptor, limit: u64) -> Result<Vec<u8>> {
+    use futures_util::TryStreamExt;
+    if blob.size > limit {
+        anyhow::bail!(
+            "blob {} is {} bytes, more than the {limit} expected",
+            blob.digest,
+            blob.size
+        );
+    }
+    Ok(store
+        .open_blob(blob)
+        .await?
+        .map_ok(|b| b.to_vec())
+        .try_concat()
+        .await?)
 }
 
 /// Resolves a reference to the descriptor of its manifest: by digest if it has one (checking
