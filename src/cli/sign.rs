@@ -480,6 +480,7 @@ async fn verify_request(
         recursive,
         ignore_tlog: policy_args.insecure_ignore_tlog,
         trust: policy_args.sigstore.trust_root()?,
+        accept: BundleFormat::Both,
         jobs,
     })
 }

@@ -271,7 +271,12 @@ async fn verify_manifest_attestations(
             Err(r) => rejections.push(r),
         };
     // Sigstore bundles (cosign v3, GitHub) first, then cosign 2.x's tag scheme.
-    for (referrer, bundle) in find_bundles(store, digest).await? {
+    let bundles = if request.accept.bundle() {
+        find_bundles(store, digest).await?
+    } else {
+        Vec::new()
+    };
+    for (referrer, bundle) in bundles {
         let is_plain_signature = bundle
             .as_ref()
             .ok()
@@ -293,7 +298,11 @@ async fn verify_manifest_attestations(
         );
     }
     let tag = sigmanifest::attestation_tag(digest);
-    let raw = store.get_manifest(ManifestRef::Tag(&tag)).await?;
+    let raw = if request.accept.legacy() {
+        store.get_manifest(ManifestRef::Tag(&tag)).await?
+    } else {
+        None
+    };
     let layers = match raw.as_ref().map(|r| r.parse()) {
         None => Vec::new(),
         Some(Ok(Manifest::Image(m))) => m.layers,

@@ -6,6 +6,7 @@
 //! failure), so rerunning finishes the job without duplicating signatures or attestations.
 
 use super::attest::{attest, verify_attestations, AttestRequest};
+use super::bundles::BundleFormat;
 use super::copy::put_tag;
 use super::graph::read_graph;
 use super::mirror::{mirror, MirrorRequest};
@@ -165,17 +166,27 @@ pub async fn release(
     let platforms = image_platforms(store.as_ref(), &digest, inputs.jobs).await?;
 
     step("sign");
+    let format = config.signing.bundle_format;
     let verify_request = |recursive| VerifyRequest {
         digest: digest.clone(),
         recursive,
         ignore_tlog: config.verify.insecure_ignore_tlog,
         trust: inputs.trust.clone(),
+        // The release promises every format it writes, so each must verify on its own.
+        accept: format,
         jobs: inputs.jobs,
     };
-    if verify(store.as_ref(), inputs.policy, &verify_request(true))
-        .await
-        .is_ok()
-    {
+    let mut missing = Vec::new();
+    for scheme in schemes(format) {
+        let check = VerifyRequest {
+            accept: scheme,
+            ..verify_request(true)
+        };
+        if verify(store.as_ref(), inputs.policy, &check).await.is_err() {
+            missing.push(scheme);
+        }
+    }
+    if missing.is_empty() {
         steps.push(("sign".into(), "already done".into()));
     } else {
         sign(
@@ -186,7 +197,7 @@ pub async fn release(
                 digest: digest.clone(),
                 recursive: true,
                 annotations: BTreeMap::new(),
-                format: config.signing.bundle_format,
+                format: combine(&missing),
                 jobs: inputs.jobs,
             },
             progress,
@@ -273,7 +284,8 @@ pub async fn release(
     verify_release(store.as_ref(), inputs, &verify_request(true), &platforms)
         .await
         .context("verify")?;
-    steps.push(("verify".into(), "done".into()));
+    // Verification is never skipped: it is how a rerun knows the rest is really there.
+    steps.push(("verify".into(), "verified".into()));
 
     step("tag");
     let mut wrote = false;
@@ -323,7 +335,12 @@ pub async fn release(
         )
         .await
         .with_context(|| format!("verify at mirror {}", m.destination))?;
-        steps.push((format!("mirror {}", m.destination), "done".into()));
+        let status = if report.wrote_anything() {
+            "done"
+        } else {
+            "already done"
+        };
+        steps.push((format!("mirror {}", m.destination), status.into()));
         mirrors.push(Location {
             repository: report.destination,
             reference: report.reference,
@@ -357,6 +374,30 @@ async fn store_manifest(store: &dyn Store, digest: &Digest) -> Result<crate::oci
         .get_manifest(ManifestRef::Digest(digest))
         .await?
         .ok_or_else(|| anyhow!("manifest {digest} vanished from {}", store.repository()))
+}
+
+/// The storage schemes a format writes, each to be checked on its own.
+fn schemes(format: BundleFormat) -> Vec<BundleFormat> {
+    let mut out = Vec::new();
+    if format.legacy() {
+        out.push(BundleFormat::Legacy);
+    }
+    if format.bundle() {
+        out.push(BundleFormat::Bundle);
+    }
+    out
+}
+
+/// The format that writes exactly these schemes.
+fn combine(schemes: &[BundleFormat]) -> BundleFormat {
+    match (
+        schemes.contains(&BundleFormat::Legacy),
+        schemes.contains(&BundleFormat::Bundle),
+    ) {
+        (true, true) => BundleFormat::Both,
+        (false, true) => BundleFormat::Bundle,
+        _ => BundleFormat::Legacy,
+    }
 }
 
 /// The platforms of the image (image manifests with a platform; buildx's attestation
@@ -402,11 +443,20 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Vec<u8>>>,
 {
-    let check = verify_request.for_digest(subject, false);
-    if verify_attestations(store, inputs.policy, &check, Some(predicate_type))
-        .await
-        .is_ok()
-    {
+    let mut missing = Vec::new();
+    for scheme in schemes(inputs.config.signing.bundle_format) {
+        let check = VerifyRequest {
+            accept: scheme,
+            ..verify_request.for_digest(subject, false)
+        };
+        if verify_attestations(store, inputs.policy, &check, Some(predicate_type))
+            .await
+            .is_err()
+        {
+            missing.push(scheme);
+        }
+    }
+    if missing.is_empty() {
         return Ok(false);
     }
     let predicate = predicate().await?;
@@ -421,7 +471,7 @@ where
             predicate_type: predicate_type.to_string(),
             predicate,
             replace: true,
-            format: inputs.config.signing.bundle_format,
+            format: combine(&missing),
         },
     )
     .await

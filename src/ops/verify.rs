@@ -5,7 +5,7 @@
 //! evidence, and signs exactly that manifest's digest. Otherwise the error names the most
 //! specific check that failed, for which manifest.
 
-use super::bundles::{check_bundle, find_bundles};
+use super::bundles::{check_bundle, find_bundles, BundleFormat};
 use super::sign::targets;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{
@@ -40,6 +40,8 @@ pub struct VerifyRequest {
     pub ignore_tlog: bool,
     /// Rekor and CT log keys, Fulcio CAs.
     pub trust: TrustRoot,
+    /// Which storage schemes count: cosign's tags, Sigstore bundle referrers, or either.
+    pub accept: BundleFormat,
     pub jobs: usize,
 }
 
@@ -51,6 +53,7 @@ impl VerifyRequest {
             recursive,
             ignore_tlog: self.ignore_tlog,
             trust: self.trust.clone(),
+            accept: self.accept,
             jobs: self.jobs,
         }
     }
@@ -152,7 +155,12 @@ async fn verify_manifest(
     let mut rejections = Vec::new();
 
     // Sigstore bundles (cosign v3) first, then cosign 2.x's tag scheme.
-    for (referrer, bundle) in find_bundles(store, digest).await? {
+    let bundles = if request.accept.bundle() {
+        find_bundles(store, digest).await?
+    } else {
+        Vec::new()
+    };
+    for (referrer, bundle) in bundles {
         let checked = bundle
             .map_err(|e| reject(9, format!("bundle {referrer} is malformed: {e:#}")))
             .and_then(|b| check_bundle(policy, request, digest, Some(SIGN_PREDICATE_TYPE), &b));
@@ -166,7 +174,11 @@ async fn verify_manifest(
     }
 
     let tag = sigmanifest::signature_tag(digest);
-    let raw = store.get_manifest(ManifestRef::Tag(&tag)).await?;
+    let raw = if request.accept.legacy() {
+        store.get_manifest(ManifestRef::Tag(&tag)).await?
+    } else {
+        None
+    };
     let layers = match raw.as_ref().map(|r| r.parse()) {
         None => Vec::new(),
         Some(Ok(Manifest::Image(m))) => m.layers,
