@@ -55,8 +55,29 @@ pub struct MirrorReport {
     pub reference: String,
     pub manifests: Vec<MirroredManifest>,
     pub tags: Vec<String>,
+    /// Tags that had to be written (0 when they already pointed at the image).
+    pub tags_written: u64,
     pub artifacts: ArtifactCounts,
     pub stats: CopyStats,
+}
+
+impl MirrorReport {
+    /// Whether the mirror changed anything at the destination.
+    pub fn wrote_anything(&self) -> bool {
+        let a = &self.artifacts;
+        let s = &self.stats;
+        self.tags_written > 0
+            || s.manifests_written > 0
+            || s.blobs_uploaded > 0
+            || s.blobs_mounted > 0
+            || a.signatures
+                + a.attestations
+                + a.sboms
+                + a.referrers
+                + a.referrer_indexes_written
+                + a.merged
+                > 0
+    }
 }
 
 struct Mirror<'a> {
@@ -276,8 +297,11 @@ pub async fn mirror(
         .collect();
     tags.sort();
     tags.dedup();
+    let mut tags_written = 0;
     for tag in &tags {
-        put_tag(dst.as_ref(), &graph.root().manifest, tag).await?;
+        if put_tag(dst.as_ref(), &graph.root().manifest, tag).await? {
+            tags_written += 1;
+        }
     }
 
     let root_node = graph.root();
@@ -295,6 +319,7 @@ pub async fn mirror(
             })
             .collect(),
         tags,
+        tags_written,
         artifacts: mirror.counts.into_inner().expect("counts"),
         stats: mirror.stats.into_inner().expect("stats"),
     })
