@@ -17,6 +17,11 @@ $wharf -q key generate --output-key-prefix "$out/example"
 echo "   fingerprint: $($wharf key fingerprint "$out/example.pub")"
 
 echo "== release examples/hello as examples/wharf.toml says (push, sign, attest, verify, tag, mirror)"
+# examples/wharf.toml writes under out/; point it at $out instead when that was changed.
+export WHARF_CFG_REPOSITORY="oci:$out/release"
+export WHARF_CFG_SIGNING__KEY="$out/example.key"
+export WHARF_CFG_VERIFY__KEY="$out/example.pub"
+export WHARF_CFG_MIRROR="[{destination=\"oci:$out/mirror\"}]"
 $wharf release --config examples/wharf.toml
 
 echo
