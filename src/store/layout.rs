@@ -285,7 +285,7 @@ impl Store for LayoutStore {
         }
     }
 
-    async fn open_blob(&self, blob: &Descriptor) -> Result<BlobStream> {
+    async fn open_blob_raw(&self, blob: &Descriptor) -> Result<BlobStream> {
         let path = self.blob_path(&blob.digest);
         let file = tokio::fs::File::open(&path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -299,12 +299,7 @@ impl Store for LayoutStore {
             }
         })?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
-        Ok(Box::pin(VerifyingStream::new(
-            Box::pin(stream),
-            blob.digest.clone(),
-            blob.size,
-            format!("blob {} in {}", blob.digest, self.repository),
-        )))
+        Ok(Box::pin(stream))
     }
 
     async fn put_blob(
@@ -326,7 +321,7 @@ impl Store for LayoutStore {
             source.open().await?,
             blob.digest.clone(),
             blob.size,
-            format!("blob {}", blob.digest),
+            source.describe(),
         );
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| match e.into_inner() {

@@ -55,6 +55,10 @@ pub trait BlobSource: Send + Sync {
     fn mount_from(&self) -> Option<&Repository> {
         None
     }
+    /// Where the bytes come from, for messages.
+    fn describe(&self) -> String {
+        "the blob".into()
+    }
 }
 
 /// One repository of a registry, or one OCI image layout directory.
@@ -90,8 +94,22 @@ pub trait Store: Send + Sync {
 
     async fn blob_exists(&self, blob: &Descriptor) -> Result<bool>;
 
-    /// Streams a blob; the stream fails at its end if the bytes do not match the descriptor.
-    async fn open_blob(&self, blob: &Descriptor) -> Result<BlobStream>;
+    /// Streams a blob as stored, unchecked. Copies use this: every destination checks what it
+    /// receives (a registry recomputes the digest, a layout hashes as it writes), so hashing
+    /// at the source too would only burn CPU the destination needs.
+    async fn open_blob_raw(&self, blob: &Descriptor) -> Result<BlobStream>;
+
+    /// Streams a blob; the stream fails as its last byte passes if the bytes do not match the
+    /// descriptor. Everything that reads a blob for its content uses this.
+    async fn open_blob(&self, blob: &Descriptor) -> Result<BlobStream> {
+        let raw = self.open_blob_raw(blob).await?;
+        Ok(Box::pin(VerifyingStream::new(
+            raw,
+            blob.digest.clone(),
+            blob.size,
+            format!("blob {} in {}", blob.digest, self.repository()),
+        )))
+    }
 
     /// Stores a blob from `source`, streaming. Retries transient failures by reopening it.
     async fn put_blob(
@@ -128,10 +146,13 @@ pub struct StoreBlob<'a> {
 #[async_trait]
 impl BlobSource for StoreBlob<'_> {
     async fn open(&self) -> Result<BlobStream> {
-        self.store.open_blob(self.blob).await
+        self.store.open_blob_raw(self.blob).await
     }
     fn mount_from(&self) -> Option<&Repository> {
         Some(self.store.repository())
+    }
+    fn describe(&self) -> String {
+        format!("blob {} in {}", self.blob.digest, self.store.repository())
     }
 }
 

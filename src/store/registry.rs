@@ -7,7 +7,7 @@
 
 use super::credentials::{CredentialSource, Credentials};
 use super::stream::integrity_error;
-use super::{BlobSource, BlobStream, BlobTransfer, ManifestRef, OnBytes, Store, VerifyingStream};
+use super::{BlobSource, BlobStream, BlobTransfer, ManifestRef, OnBytes, Store};
 use crate::oci::{media, Descriptor, Digest, RawManifest, Repository};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
@@ -732,7 +732,23 @@ impl RemoteRepository {
             Ok(r) if is_retryable(r.status()) || r.status() == StatusCode::UNAUTHORIZED => {
                 Ok(Err(UploadFailure::Response(r)))
             }
-            Ok(r) => Err(registry_error(r, &self.registry, &format!("blob {}", blob.digest)).await),
+            Ok(r) => {
+                let err = registry_error(r, &self.registry, &format!("blob {}", blob.digest)).await;
+                // The registry recomputed the digest of what it received (sources are not
+                // hashed on the way out): the bytes at the source are not what they claim.
+                let digest_refused = err.downcast_ref::<RegistryError>().is_some_and(|r| {
+                    r.codes
+                        .iter()
+                        .any(|c| c == "DIGEST_INVALID" || c == "SIZE_INVALID")
+                });
+                if digest_refused {
+                    return Err(anyhow!(
+                        "{} does not match its descriptor: the registry computed another digest for what was read ({err})",
+                        source.describe()
+                    ));
+                }
+                Err(err)
+            }
             Err(e) if is_transient(&e) => Ok(Err(UploadFailure::Transport(e))),
             Err(e) => Err(connection_error(&self.registry, &Method::PUT, location, e)),
         }
@@ -915,7 +931,7 @@ impl Store for RemoteRepository {
         }
     }
 
-    async fn open_blob(&self, blob: &Descriptor) -> Result<BlobStream> {
+    async fn open_blob_raw(&self, blob: &Descriptor) -> Result<BlobStream> {
         let path = format!("/v2/{}/blobs/{}", self.name, blob.digest);
         let response = self
             .send(Method::GET, &path, HeaderMap::new(), Body::Empty, false)
@@ -937,12 +953,7 @@ impl Store for RemoteRepository {
         let stream = response
             .bytes_stream()
             .map(|item| item.map_err(std::io::Error::other));
-        Ok(Box::pin(VerifyingStream::new(
-            Box::pin(stream),
-            blob.digest.clone(),
-            blob.size,
-            format!("blob {} from {}", blob.digest, self.repository),
-        )))
+        Ok(Box::pin(stream))
     }
 
     async fn put_blob(
