@@ -80,6 +80,20 @@ impl MirrorReport {
     }
 }
 
+/// A tag or index write that waits for the image to be complete.
+enum Pending {
+    TagArtifact {
+        tag: String,
+        manifest: RawManifest,
+        kind: &'static str,
+    },
+    FallbackIndex {
+        subject: Digest,
+        referrers: Vec<Descriptor>,
+        exact: Option<RawManifest>,
+    },
+}
+
 struct Mirror<'a> {
     src: &'a dyn Store,
     dst: &'a dyn Store,
@@ -88,6 +102,7 @@ struct Mirror<'a> {
     progress: &'a Progress,
     stats: Mutex<CopyStats>,
     counts: Mutex<ArtifactCounts>,
+    pending: Mutex<Vec<Pending>>,
 }
 
 const TAG_KINDS: [&str; 3] = ["sig", "att", "sbom"];
@@ -128,19 +143,14 @@ impl Mirror<'_> {
             self.copy(&graph)
                 .await
                 .with_context(|| format!("copying {tag}"))?;
-            let merged = self
-                .write_tag_artifact(&tag, &graph.root().manifest)
-                .await?;
-            self.count(|c| {
-                match kind {
-                    "sig" => c.signatures += 1,
-                    "att" => c.attestations += 1,
-                    _ => c.sboms += 1,
-                }
-                if merged {
-                    c.merged += 1;
-                }
-            });
+            self.pending
+                .lock()
+                .expect("pending")
+                .push(Pending::TagArtifact {
+                    tag,
+                    manifest: graph.root().manifest.clone(),
+                    kind,
+                });
         }
 
         let (referrers, exact_index) = referrers::list(self.src, subject).await?;
@@ -162,21 +172,63 @@ impl Mirror<'_> {
                 })?;
                 self.count(|c| c.referrers += 1);
             }
-            // A registry with the referrers API indexes them itself; otherwise keep the
-            // fallback tag index up to date.
-            if self.dst.referrers(subject).await?.is_none()
-                && referrers::merge_into_fallback_index(
-                    self.dst,
-                    subject,
-                    &referrers,
-                    exact_index.as_ref(),
-                )
-                .await?
-            {
-                self.count(|c| c.referrer_indexes_written += 1);
-            }
+            self.pending
+                .lock()
+                .expect("pending")
+                .push(Pending::FallbackIndex {
+                    subject: subject.clone(),
+                    referrers,
+                    exact: exact_index,
+                });
         }
         Ok(found)
+    }
+
+    /// Writes the tags and indexes that name attachments, once the image itself is complete:
+    /// a failed mirror leaves no tag of any kind behind.
+    async fn write_pending(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.lock().expect("pending"));
+        for write in pending {
+            match write {
+                Pending::TagArtifact {
+                    tag,
+                    manifest,
+                    kind,
+                } => {
+                    let merged = self.write_tag_artifact(&tag, &manifest).await?;
+                    self.count(|c| {
+                        match kind {
+                            "sig" => c.signatures += 1,
+                            "att" => c.attestations += 1,
+                            _ => c.sboms += 1,
+                        }
+                        if merged {
+                            c.merged += 1;
+                        }
+                    });
+                }
+                // A registry with the referrers API indexes them itself; otherwise keep the
+                // fallback tag index up to date.
+                Pending::FallbackIndex {
+                    subject,
+                    referrers,
+                    exact,
+                } => {
+                    if self.dst.referrers(&subject).await?.is_none()
+                        && referrers::merge_into_fallback_index(
+                            self.dst,
+                            &subject,
+                            &referrers,
+                            exact.as_ref(),
+                        )
+                        .await?
+                    {
+                        self.count(|c| c.referrer_indexes_written += 1);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes a `.sig`/`.att`/`.sbom` manifest at its tag: the source's exact bytes, unless the
@@ -260,6 +312,7 @@ pub async fn mirror(
         progress,
         stats: Mutex::default(),
         counts: Mutex::default(),
+        pending: Mutex::default(),
     };
     // The image and its attachments travel side by side: attachments name the image by
     // digest only, and nothing points a tag at either until both are complete (below).
@@ -285,6 +338,7 @@ pub async fn mirror(
         Ok::<_, anyhow::Error>(())
     };
     futures_util::try_join!(mirror.copy(&graph), attachments)?;
+    mirror.write_pending().await?;
 
     // Tags last: the image and everything attached to it are in place.
     let mut tags: Vec<String> = request
