@@ -1325,3 +1325,85 @@ impl SplitMix64 {
         }
     }
 }
+
+/// An image `wharf push --output json` put in a registry: its index and the manifests under it.
+pub struct Pushed {
+    /// `HOST:PORT/NAME`.
+    pub repo: String,
+    /// `NAME`, for the harness's direct registry calls.
+    pub name: String,
+    /// The index.
+    pub digest: String,
+    /// `(platform, digest)` of every manifest under the index.
+    pub children: Vec<(String, String)>,
+}
+
+impl Pushed {
+    pub fn at(&self, digest: &str) -> String {
+        format!("{}@{digest}", self.repo)
+    }
+    pub fn index(&self) -> String {
+        self.at(&self.digest)
+    }
+    pub fn child(&self, i: usize) -> &str {
+        &self.children[i].1
+    }
+    pub fn platform(&self, platform: &str) -> &str {
+        self.children
+            .iter()
+            .find(|(p, _)| p == platform)
+            .map(|(_, d)| d.as_str())
+            .unwrap_or_else(|| panic!("pushed image has no {platform}"))
+    }
+    /// Index first, then the children in order.
+    pub fn all_digests(&self) -> Vec<String> {
+        std::iter::once(self.digest.clone())
+            .chain(self.children.iter().map(|(_, d)| d.clone()))
+            .collect()
+    }
+    /// The same image reached through `host` (a proxy or a mirror) as `HOST/NAME@DIGEST`.
+    pub fn via(&self, host: &str, digest: &str) -> String {
+        format!("{host}/{}@{digest}", self.name)
+    }
+}
+
+/// Generates a layout with `platforms` and pushes it to `reg` as `name` with `wharf push`,
+/// checking the reported digests.
+pub fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64) -> Pushed {
+    let dir = tempdir();
+    let layout = make_layout(
+        &dir.path().join("layout"),
+        &LayoutSpec {
+            platforms: platforms.to_vec(),
+            layer_size: 512,
+            seed,
+            ..LayoutSpec::default()
+        },
+    );
+    let out = run_ok(
+        wharf()
+            .args(["push", "--allow-insecure-registry", "--output", "json"])
+            .arg(&layout.dir)
+            .arg(reg.repo(name)),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("push JSON");
+    assert_eq!(report["digest"], layout.root_digest.as_str());
+    let children: Vec<(String, String)> = report["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| {
+            (
+                m["platform"].as_str().expect("platform").to_string(),
+                m["digest"].as_str().expect("digest").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(children.len(), platforms.len());
+    Pushed {
+        repo: reg.repo(name),
+        name: name.to_string(),
+        digest: layout.root_digest,
+        children,
+    }
+}
