@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Which registries may be reached without verified TLS.
@@ -63,22 +63,25 @@ impl Default for RegistryOptions {
 /// Shared by every repository of every registry in one run: connection pools, the scheme
 /// each insecure registry answered on, and auth tokens.
 pub struct RegistryClient {
-    verified: reqwest::Client,
-    unverified: reqwest::Client,
+    /// Built on first use: a client loads the system's root certificates, which costs a
+    /// command that never needs it (a layout, or only insecure registries) tens of ms.
+    verified: OnceLock<Result<reqwest::Client, String>>,
+    unverified: OnceLock<Result<reqwest::Client, String>>,
     options: RegistryOptions,
     schemes: tokio::sync::Mutex<HashMap<String, &'static str>>,
     /// `(registry, scope)` → `Authorization` value; scope "" holds Basic credentials.
     auth: Mutex<HashMap<(String, String), HeaderValue>>,
 }
 
-fn http_client(accept_invalid_certs: bool) -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+fn http_client(accept_invalid_certs: bool) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(16)
         .tls_danger_accept_invalid_certs(accept_invalid_certs)
-        .build()?)
+        .build()
+        .map_err(|e| format!("cannot start the HTTP client: {e}"))
 }
 
 /// The host an API request goes to (Docker Hub's API is not at `docker.io`).
@@ -120,20 +123,21 @@ enum Body {
 impl RegistryClient {
     pub fn new(options: RegistryOptions) -> Result<RegistryClient> {
         Ok(RegistryClient {
-            verified: http_client(false)?,
-            unverified: http_client(true)?,
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
             options,
             schemes: Default::default(),
             auth: Default::default(),
         })
     }
 
-    fn http(&self, registry: &str) -> &reqwest::Client {
-        if self.options.insecure.allows(registry) {
-            &self.unverified
+    fn http(&self, registry: &str) -> Result<&reqwest::Client> {
+        let client = if self.options.insecure.allows(registry) {
+            self.unverified.get_or_init(|| http_client(true))
         } else {
-            &self.verified
-        }
+            self.verified.get_or_init(|| http_client(false))
+        };
+        client.as_ref().map_err(|e| anyhow!("{e}"))
     }
 
     /// `https://HOST`, or for a registry the user allowed to be insecure, whichever of https
@@ -148,7 +152,7 @@ impl RegistryClient {
             return Ok(format!("{scheme}://{host}"));
         }
         let probe = self
-            .unverified
+            .http(registry)?
             .get(format!("https://{host}/v2/"))
             .timeout(Duration::from_secs(10))
             .send()
@@ -214,7 +218,7 @@ impl RegistryClient {
                 query.append_pair("scope", &s);
             }
         }
-        let mut request = self.http(registry).get(url);
+        let mut request = self.http(registry)?.get(url);
         if let Some(c) = &creds {
             request = request.header(header::AUTHORIZATION, basic_auth_value(c));
         }
@@ -288,7 +292,7 @@ impl RegistryClient {
         loop {
             let url = self.url(registry, path_or_url).await?;
             let mut request = self
-                .http(registry)
+                .http(registry)?
                 .request(method.clone(), &url)
                 .headers(headers.clone());
             if let Some(auth) = self.cached_auth(registry, &scope) {
@@ -715,7 +719,7 @@ impl RemoteRepository {
         let url = format!("{location}{separator}digest={}", blob.digest);
         let mut request = self
             .client
-            .http(&self.registry)
+            .http(&self.registry)?
             .put(&url)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, blob.size)
