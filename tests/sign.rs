@@ -399,6 +399,92 @@ fn cosign_recursive_signatures_verify_in_wharf() {
     }
 }
 
+/// wharf's `.sig` manifests share one config blob (so signing N manifests uploads N payloads,
+/// not N payloads and N configs), and cosign appends its own signatures to them as it does to
+/// its own manifests: afterwards both keys verify everywhere, in both tools.
+#[test]
+fn cosign_appends_to_wharf_signature_manifests_with_the_shared_config() {
+    let reg = Registry::start();
+    let dir = tempdir();
+    let a = wharf_key(dir.path(), "a");
+    let b = cosign_key(dir.path(), "b");
+    let img = push_to(&reg, "app", THREE, 22);
+
+    run_ok(wharf_sign(&a, &img.index()).arg("--recursive"));
+    let configs: BTreeSet<String> = img
+        .all_digests()
+        .iter()
+        .map(|d| {
+            let manifest = sig_manifest(&reg, &img.name, d).expect("a .sig manifest");
+            assert_eq!(
+                manifest["config"]["mediaType"],
+                "application/vnd.oci.image.config.v1+json"
+            );
+            manifest["config"]["digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(configs.len(), 1, "one config for every .sig: {configs:?}");
+
+    run_ok(cosign_sign(&b, &img.index()).arg("--recursive"));
+    for digest in img.all_digests() {
+        assert_eq!(sig_layers(&reg, &img.name, &digest).len(), 2, "{digest}");
+    }
+    for key in [&a, &b] {
+        let out = run_ok(wharf_verify(key, &img.index()).arg("--recursive"));
+        assert_eq!(verified_digests(&out), img.all_digests());
+        for digest in img.all_digests() {
+            run_ok(&mut cosign_verify(key, &img.at(&digest)));
+        }
+    }
+}
+
+/// `--recursive` reads only indexes to find what to sign (an image manifest's descriptor says
+/// all there is), so a nested index must still be opened and its manifests signed: all five
+/// manifests of outer index → (two images, inner index → image) end up signed, and cosign
+/// agrees on each. Docker media types, so a manifest list is recognised as an index too.
+#[test]
+fn recursive_signing_reaches_manifests_under_a_nested_index() {
+    let reg = Registry::start();
+    let dir = tempdir();
+    let key = wharf_key(dir.path(), "k");
+    let layout = make_layout(
+        &dir.path().join("layout"),
+        &LayoutSpec {
+            platforms: THREE.to_vec(),
+            nested_index: true,
+            docker_media_types: true,
+            seed: 23,
+            ..LayoutSpec::default()
+        },
+    );
+    assert_eq!(layout.manifest_digests.len(), 5);
+    run_ok(
+        wharf()
+            .args(["push", "--allow-insecure-registry", "-q"])
+            .arg(&layout.dir)
+            .arg(reg.repo("nested")),
+    );
+    let index = format!("{}@{}", reg.repo("nested"), layout.root_digest);
+    let out = run_ok(wharf_sign(&key, &index).args(["--recursive", "--output", "json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signed: BTreeSet<String> = report["signed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+    let all: BTreeSet<String> = layout.manifest_digests.iter().cloned().collect();
+    assert_eq!(signed, all);
+    let out = run_ok(wharf_verify(&key, &index).arg("--recursive"));
+    assert_eq!(verified_digests(&out), all);
+    for digest in &all {
+        run_ok(&mut cosign_verify(
+            &key,
+            &format!("{}@{digest}", reg.repo("nested")),
+        ));
+    }
+}
+
 #[test]
 fn wharf_generated_key_signs_in_cosign_and_verifies_in_wharf() {
     let reg = Registry::start();

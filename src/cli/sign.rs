@@ -7,7 +7,7 @@ use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
 use crate::ops::bundles::BundleFormat;
-use crate::ops::sign::{sign, SignRequest, Tlog};
+use crate::ops::sign::{sign_staged, stage, targets, SignRequest, Tlog};
 use crate::ops::verify::{verify, Policy, VerifyRequest};
 use crate::sign::keyless::KeylessSigner;
 use crate::sign::{KeySigner, Signer};
@@ -97,27 +97,43 @@ impl SignerArgs {
         if self.key.is_none() && !self.tlog_upload {
             bail!("keyless signatures must be logged: --tlog-upload=false needs --key");
         }
-        let http = sigstore_http()?;
+        // The HTTP client (root certificates to load) only when Fulcio or Rekor is used.
+        let mut http = None;
         let signer: Box<dyn Signer> = match &self.key {
-            Some(key) => Box::new(KeySigner::new(load_private_key(key, &self.password)?)),
+            Some(key) => {
+                // Decrypting a key is deliberately slow (scrypt): off the async threads, so
+                // the caller can read the registry meanwhile.
+                let (key, password) = (key.clone(), self.password.clone());
+                let secret = tokio::task::spawn_blocking(move || load_private_key(&key, &password))
+                    .await??;
+                Box::new(KeySigner::new(secret))
+            }
             None => {
                 let tokens = TokenSource {
                     explicit: self.identity_token.clone(),
                     audience: "sigstore".into(),
                 };
                 let trust = self.sigstore.trust_root()?;
+                let client = http.insert(sigstore_http()?);
                 let signer =
-                    KeylessSigner::obtain(&http, &self.fulcio_url, &tokens, &trust).await?;
+                    KeylessSigner::obtain(client, &self.fulcio_url, &tokens, &trust).await?;
                 if !quiet {
                     eprintln!("wharf: signing keylessly as {}", signer.identity());
                 }
                 Box::new(signer)
             }
         };
-        let tlog = self.tlog_upload.then(|| Tlog {
-            http,
-            rekor_url: self.sigstore.rekor_url.clone(),
-        });
+        let tlog = if self.tlog_upload {
+            Some(Tlog {
+                http: match http {
+                    Some(client) => client,
+                    None => sigstore_http()?,
+                },
+                rekor_url: self.sigstore.rekor_url.clone(),
+            })
+        } else {
+            None
+        };
         Ok((signer, tlog))
     }
 }
@@ -432,22 +448,33 @@ fn platform_suffix(p: &Option<String>) -> String {
 
 pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
+    let annotations = parse_annotations(&args.annotations)?;
     let stores = global.stores()?;
-    let store = stores.open(&image).await?;
-    let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
-    let (signer, tlog) = args.signer.signer(global.quiet).await?;
-    let request = SignRequest {
-        digest: digest.clone(),
-        recursive: args.recursive,
-        annotations: parse_annotations(&args.annotations)?,
-        format: args.signer.bundle_format,
-        jobs: args.jobs,
+    // The signer (a key to decrypt, or a certificate to obtain) is made while the registry is
+    // read and the payloads are uploaded: neither waits for the other.
+    let prepare = async {
+        let store = stores.open(&image).await?;
+        let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
+        let request = SignRequest {
+            digest: digest.clone(),
+            recursive: args.recursive,
+            annotations,
+            format: args.signer.bundle_format,
+            jobs: args.jobs,
+        };
+        let targets = targets(store.as_ref(), &digest, args.recursive, args.jobs).await?;
+        let staged = stage(store.as_ref(), &request, targets).await?;
+        Ok::<_, anyhow::Error>((store, request, staged))
     };
-    let report = sign(
+    let ((store, request, staged), (signer, tlog)) =
+        tokio::try_join!(prepare, args.signer.signer(global.quiet))?;
+    let digest = &request.digest;
+    let report = sign_staged(
         store.as_ref(),
         signer.as_ref(),
         tlog.as_ref(),
         &request,
+        staged,
         &global.progress(),
     )
     .await?;

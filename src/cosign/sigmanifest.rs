@@ -30,25 +30,26 @@ pub struct TagArtifact {
     pub config_descriptor: Descriptor,
 }
 
-/// Builds the manifest cosign would write for these layers: an OCI image manifest whose config
-/// is an empty image config listing the layers (what go-containerregistry produces when layers
-/// are appended to an empty image).
+/// The config blob of every tag-scheme manifest wharf writes: the image config of an empty
+/// image (what go-containerregistry, and so cosign, starts from), with no layers listed.
+///
+/// Cosign lists each layer's digest in the config, which makes the config different for every
+/// signature: one more blob to upload each time. Nothing reads it (cosign, policy-controller
+/// and Kyverno read the layers and their annotations; cosign rewrites it when it appends), so
+/// wharf writes the same bytes every time and uploads them once per repository. It stays an
+/// image config, not the OCI 1.1 empty descriptor, because registries that allow-list config
+/// media types (Quay) accept cosign's signatures for exactly that reason.
+pub fn shared_config() -> (Bytes, Descriptor) {
+    const CONFIG: &[u8] = br#"{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let config = Bytes::from_static(CONFIG);
+    let descriptor = Descriptor::new(media::OCI_CONFIG, Digest::of(&config), config.len() as u64);
+    (config, descriptor)
+}
+
+/// Builds a tag-scheme manifest for these layers: an OCI image manifest, as cosign writes,
+/// with the [`shared_config`].
 pub fn build(layers: &[Descriptor]) -> TagArtifact {
-    let epoch = "0001-01-01T00:00:00Z";
-    let config = serde_json::json!({
-        "architecture": "",
-        "created": epoch,
-        "history": layers.iter().map(|_| serde_json::json!({"created": epoch})).collect::<Vec<_>>(),
-        "os": "",
-        "rootfs": {
-            "type": "layers",
-            "diff_ids": layers.iter().map(|l| l.digest.to_string()).collect::<Vec<_>>(),
-        },
-        "config": {},
-    });
-    let config = Bytes::from(serde_json::to_vec(&config).expect("config serialises"));
-    let config_descriptor =
-        Descriptor::new(media::OCI_CONFIG, Digest::of(&config), config.len() as u64);
+    let (config, config_descriptor) = shared_config();
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.to_string()),
@@ -104,7 +105,11 @@ mod tests {
             parsed["config"]["digest"],
             artifact.config_descriptor.digest.to_string()
         );
+        // Every tag-scheme manifest shares one config: a valid image config, uploaded once.
+        assert_eq!(artifact.config_descriptor, build(&[]).config_descriptor);
+        assert_eq!(parsed["config"]["mediaType"], media::OCI_CONFIG);
         let config: serde_json::Value = serde_json::from_slice(&artifact.config).unwrap();
-        assert_eq!(config["rootfs"]["diff_ids"][0], layer.digest.to_string());
+        assert_eq!(config["rootfs"]["type"], "layers");
+        assert_eq!(config["os"], "");
     }
 }

@@ -6,11 +6,13 @@
 //! our write and wrote after it would have dropped it.
 
 use crate::cosign::sigmanifest;
-use crate::oci::{Descriptor, Manifest};
+use crate::oci::{Descriptor, Manifest, RawManifest};
 use crate::store::registry::RegistryError;
 use crate::store::{no_progress, BytesBlob, ManifestRef, Store};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +37,67 @@ pub(crate) fn settle_delay(window: Duration) -> Duration {
 
 const MAX_ROUNDS: usize = 20;
 
-/// Appends `layer` (whose bytes are `blob`) to the manifest at `tag`, creating it if absent.
-/// `replaces` picks existing layers the new one supersedes (e.g. `attest --replace`);
-/// `equivalent` recognises a layer that makes the new one redundant.
-pub async fn append_layer(
+/// Makes sure the [`sigmanifest::shared_config`] is in `store`: asked once per repository per
+/// run, however many signatures are being added at once (they all wait for the one check).
+pub async fn ensure_shared_config(store: &dyn Store) -> Result<()> {
+    type Checked = Arc<tokio::sync::OnceCell<()>>;
+    static CHECKED: OnceLock<Mutex<HashMap<String, Checked>>> = OnceLock::new();
+    let cell = CHECKED
+        .get_or_init(Default::default)
+        .lock()
+        .expect("lock poisoned")
+        .entry(store.repository().to_string())
+        .or_default()
+        .clone();
+    cell.get_or_try_init(|| upload_shared_config(store, true))
+        .await
+        .map(|_| ())
+}
+
+async fn upload_shared_config(store: &dyn Store, ask_first: bool) -> Result<()> {
+    let (config, descriptor) = sigmanifest::shared_config();
+    if ask_first && store.blob_exists(&descriptor).await? {
+        return Ok(());
+    }
+    store
+        .put_blob(&descriptor, &BytesBlob(config), no_progress())
+        .await
+        .with_context(|| {
+            format!(
+                "uploading the signature manifest config to {}",
+                store.repository()
+            )
+        })?;
+    Ok(())
+}
+
+async fn read_tag(store: &dyn Store, tag: &str) -> Result<Option<RawManifest>> {
+    store.get_manifest(ManifestRef::Tag(tag)).await
+}
+
+/// Uploads a layer's blob and makes sure the shared config is there: everything
+/// [`write_layer`] needs before it touches the tag.
+pub async fn upload_layer(store: &dyn Store, layer: &Descriptor, blob: Bytes) -> Result<()> {
+    // Signature payloads are small and almost always new: uploading them outright costs fewer
+    // round trips than asking first.
+    let upload = async {
+        store
+            .put_blob(layer, &BytesBlob(blob), no_progress())
+            .await
+            .with_context(|| format!("uploading layer {}", layer.digest))
+    };
+    tokio::try_join!(upload, ensure_shared_config(store))?;
+    Ok(())
+}
+
+/// Appends `layer` (whose blob [`upload_layer`] has already put in `store`) to the manifest at
+/// `tag`, creating it if absent. `replaces` picks existing layers the new one supersedes (e.g.
+/// `attest --replace`); `equivalent` recognises a layer that makes the new one redundant.
+///
+/// The blobs go up before the tag is read, so that the read-modify-write of the tag is two
+/// quick requests: the shorter that window, the shorter the wait before checking that no one
+/// overwrote us.
+pub async fn write_layer(
     store: &dyn Store,
     tag: &str,
     layer: &Descriptor,
@@ -46,16 +105,10 @@ pub async fn append_layer(
     equivalent: &(dyn Fn(&Descriptor) -> bool + Sync),
     replaces: &(dyn Fn(&Descriptor) -> bool + Sync),
 ) -> Result<Attached> {
-    // Signature payloads and their configs are small and almost always new: uploading them
-    // outright costs fewer round trips than asking first.
-    store
-        .put_blob(layer, &BytesBlob(blob.clone()), no_progress())
-        .await
-        .with_context(|| format!("uploading {tag} layer {}", layer.digest))?;
     let is_ours = |d: &Descriptor| d.digest == layer.digest && d.annotations == layer.annotations;
     for _ in 0..MAX_ROUNDS {
         let started = std::time::Instant::now();
-        let current = store.get_manifest(ManifestRef::Tag(tag)).await?;
+        let current = read_tag(store, tag).await?;
         let existing = match &current {
             None => Vec::new(),
             Some(raw) => match raw.parse()? {
@@ -72,13 +125,6 @@ pub async fn append_layer(
         let mut layers: Vec<Descriptor> = existing.into_iter().filter(|d| !replaces(d)).collect();
         layers.push(layer.clone());
         let artifact = sigmanifest::build(&layers);
-        store
-            .put_blob(
-                &artifact.config_descriptor,
-                &BytesBlob(artifact.config.clone()),
-                no_progress(),
-            )
-            .await?;
         let expected = current.as_ref().map(|m| &m.digest);
         match store
             .put_manifest_if(&artifact.manifest, tag, expected)
@@ -87,18 +133,13 @@ pub async fn append_layer(
             Ok(true) => {}
             Ok(false) => continue,
             // Concurrent writers uploading the same blob can make the registry briefly see it
-            // as missing; make sure the blobs are there and go round again.
+            // as missing (and a config checked earlier could have been garbage-collected since):
+            // upload both again and go round again.
             Err(e) if RegistryError::is_blob_unknown(&e) => {
                 store
                     .put_blob(layer, &BytesBlob(blob.clone()), no_progress())
                     .await?;
-                store
-                    .put_blob(
-                        &artifact.config_descriptor,
-                        &BytesBlob(artifact.config.clone()),
-                        no_progress(),
-                    )
-                    .await?;
+                upload_shared_config(store, false).await?;
                 continue;
             }
             Err(e) => return Err(e),
@@ -107,7 +148,7 @@ pub async fn append_layer(
             return Ok(Attached::Added);
         }
         tokio::time::sleep(settle_delay(started.elapsed())).await;
-        let after = store.get_manifest(ManifestRef::Tag(tag)).await?;
+        let after = read_tag(store, tag).await?;
         let survived = match after.map(|m| m.parse()).transpose()? {
             Some(Manifest::Image(m)) => m.layers.iter().any(is_ours),
             _ => false,

@@ -1,7 +1,7 @@
 //! `wharf attest` and `wharf verify-attestation`: in-toto statements in DSSE envelopes on the
 //! `sha256-<hex>.att` tag, as cosign writes and reads them.
 
-use super::attach::{append_layer, Attached};
+use super::attach::{upload_layer, write_layer, Attached};
 use super::bundles::{check_bundle, find_bundles, sign_as_bundle, BundleFormat};
 use super::graph::read_graph;
 use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
@@ -19,6 +19,7 @@ use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::{read_small_blob, ManifestRef, Store};
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -153,9 +154,13 @@ pub async fn attest(
         request.replace
             && d.annotation(PREDICATE_TYPE_ANNOTATION) == Some(request.predicate_type.as_str())
     };
-    let outcome = append_layer(store, &tag, &layer, envelope.into(), &|_| false, &replaces)
-        .await
-        .with_context(|| format!("attesting {digest}"))?;
+    let envelope = Bytes::from(envelope);
+    let outcome = async {
+        upload_layer(store, &layer, envelope.clone()).await?;
+        write_layer(store, &tag, &layer, envelope, &|_| false, &replaces).await
+    }
+    .await
+    .with_context(|| format!("attesting {digest}"))?;
     Ok(report(
         store,
         &digest,

@@ -1,7 +1,7 @@
 //! The manifest graph under a root: an index, its child manifests (nested indexes too) and
 //! the blobs they reference, read from a store with every manifest's bytes checked.
 
-use crate::oci::{Descriptor, Digest, Manifest, Platform, RawManifest};
+use crate::oci::{media, Descriptor, Digest, Manifest, Platform, RawManifest};
 use crate::store::{ManifestRef, Store};
 use anyhow::{anyhow, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -63,6 +63,50 @@ impl Graph {
         }
         levels.into_values().rev().collect()
     }
+}
+
+/// The manifests under `root` (root first, then breadth-first), each with the platform its
+/// parent index gives it, reading only the indexes: a child whose descriptor says it is an
+/// image manifest has no children to find, and the descriptor's digest is all signing and
+/// verifying need. Its presence is already guaranteed where it matters: registries refuse an
+/// index naming manifests they do not hold, and layouts are written children first.
+pub async fn manifest_digests(
+    store: &dyn Store,
+    root: &Descriptor,
+    jobs: usize,
+) -> Result<Vec<(Digest, Option<Platform>)>> {
+    let repo = store.repository();
+    let mut out = vec![(root.digest.clone(), None)];
+    let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
+    let mut to_read = Vec::new();
+    if !media::is_image_manifest(&root.media_type) {
+        to_read.push(root.clone());
+    }
+    while !to_read.is_empty() {
+        let read: Vec<Manifest> = stream::iter(std::mem::take(&mut to_read))
+            .map(|desc| async move {
+                let raw = store
+                    .get_manifest(ManifestRef::Digest(&desc.digest))
+                    .await?
+                    .ok_or_else(|| anyhow!("manifest {} is missing from {repo}", desc.digest))?;
+                raw.parse()
+            })
+            .buffered(jobs.max(1))
+            .try_collect()
+            .await?;
+        for manifest in &read {
+            for child in manifest.child_manifests() {
+                if !seen.insert(child.digest.clone()) {
+                    continue;
+                }
+                out.push((child.digest.clone(), child.platform.clone()));
+                if !media::is_image_manifest(&child.media_type) {
+                    to_read.push(child.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads the graph under `root` from `store`, `jobs` manifests at a time.

@@ -1,9 +1,9 @@
 //! `wharf sign`: cosign tag-scheme signatures on an image and, recursively, on every manifest
 //! under its index.
 
-use super::attach::{append_layer, Attached};
+use super::attach::{ensure_shared_config, upload_layer, write_layer, Attached};
 use super::bundles::{sign_as_bundle, BundleFormat};
-use super::graph::read_graph;
+use super::graph::manifest_digests;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{self, SIGNATURE_ANNOTATION};
 use crate::oci::manifest::Annotations;
@@ -16,6 +16,7 @@ use crate::ui::Progress;
 use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -87,12 +88,7 @@ pub async fn targets(
     if !recursive {
         return Ok(vec![(root.digest, None)]);
     }
-    let graph = read_graph(store, &root, jobs).await?;
-    Ok(graph
-        .nodes
-        .into_iter()
-        .map(|n| (n.manifest.digest, n.platform))
-        .collect())
+    manifest_digests(store, &root, jobs).await
 }
 
 pub async fn sign(
@@ -103,14 +99,69 @@ pub async fn sign(
     progress: &Progress,
 ) -> Result<SignReport> {
     let targets = targets(store, &request.digest, request.recursive, request.jobs).await?;
-    let bar = progress.items("signing", targets.len() as u64);
-    let signed: Vec<SignedManifest> = stream::iter(targets)
-        .map(|(digest, platform)| {
+    let staged = stage(store, request, targets).await?;
+    sign_staged(store, signer, tlog, request, staged, progress).await
+}
+
+/// A manifest to sign, with its Simple Signing payload built and, for the tag scheme,
+/// already uploaded.
+pub struct Staged {
+    digest: Digest,
+    platform: Option<Platform>,
+    payload: Bytes,
+}
+
+/// Builds every target's payload and uploads it, with the shared signature manifest config.
+/// None of this needs the signer, so callers run it while the signer is being made (a key
+/// being decrypted, a certificate being issued); what is left after is signing and one quick
+/// read-modify-write of each `.sig` tag.
+pub async fn stage(
+    store: &dyn Store,
+    request: &SignRequest,
+    targets: Vec<(Digest, Option<Platform>)>,
+) -> Result<Vec<Staged>> {
+    let docker_reference = store.repository().docker_reference();
+    let staged: Vec<Staged> = targets
+        .into_iter()
+        .map(|(digest, platform)| Staged {
+            payload: SimpleSigning::new(&docker_reference, &digest, &request.annotations)
+                .to_bytes()
+                .into(),
+            digest,
+            platform,
+        })
+        .collect();
+    if request.format.legacy() {
+        let uploads = stream::iter(&staged)
+            .map(|s| {
+                let layer = sigmanifest::signature_layer(&s.payload, Annotations::new());
+                async move { upload_layer(store, &layer, s.payload.clone()).await }
+            })
+            .buffer_unordered(request.jobs.max(1))
+            .try_collect::<Vec<()>>();
+        tokio::try_join!(uploads, ensure_shared_config(store))?;
+    }
+    Ok(staged)
+}
+
+/// Signs what [`stage`] prepared.
+pub async fn sign_staged(
+    store: &dyn Store,
+    signer: &dyn Signer,
+    tlog: Option<&Tlog>,
+    request: &SignRequest,
+    staged: Vec<Staged>,
+    progress: &Progress,
+) -> Result<SignReport> {
+    let bar = progress.items("signing", staged.len() as u64);
+    let signed: Vec<SignedManifest> = stream::iter(staged)
+        .map(|target| {
             let bar = &bar;
             async move {
+                let digest = &target.digest;
                 let mut added = false;
                 if request.format.legacy() {
-                    let outcome = sign_manifest(store, signer, tlog, &digest, &request.annotations)
+                    let outcome = sign_manifest(store, signer, tlog, &target)
                         .await
                         .with_context(|| format!("signing {digest}"))?;
                     added |= outcome == Attached::Added;
@@ -123,7 +174,7 @@ pub async fn sign(
                         store,
                         signer,
                         tlog,
-                        &digest,
+                        digest,
                         SIGN_PREDICATE_TYPE,
                         &predicate,
                     )
@@ -132,9 +183,9 @@ pub async fn sign(
                 }
                 bar.inc(1);
                 Ok::<_, anyhow::Error>(SignedManifest {
-                    signature_tag: sigmanifest::signature_tag(&digest),
+                    signature_tag: sigmanifest::signature_tag(digest),
                     digest: digest.to_string(),
-                    platform: platform.map(|p| p.to_string()),
+                    platform: target.platform.map(|p| p.to_string()),
                     added,
                 })
             }
@@ -149,30 +200,28 @@ pub async fn sign(
     })
 }
 
-/// Signs one manifest: payload, signature, optional Rekor entry, appended to its `.sig`.
+/// Signs one staged manifest: signature, optional Rekor entry, appended to its `.sig`.
 async fn sign_manifest(
     store: &dyn Store,
     signer: &dyn Signer,
     tlog: Option<&Tlog>,
-    digest: &Digest,
-    annotations: &BTreeMap<String, String>,
+    target: &Staged,
 ) -> Result<Attached> {
-    let docker_reference = store.repository().docker_reference();
-    let payload = SimpleSigning::new(&docker_reference, digest, annotations).to_bytes();
-    let tag = sigmanifest::signature_tag(digest);
+    let payload = &target.payload;
+    let tag = sigmanifest::signature_tag(&target.digest);
     let public_key = signer.public_key();
     // The same payload already signed by this key (a rerun, or cosign with the same key) is as
     // good as a new signature: one signature per manifest per key. Checked before signing so a
     // rerun does not log a new Rekor entry either. Keyless certificates differ every run.
-    let payload_digest = Digest::of(&payload);
+    let payload_digest = Digest::of(payload);
     let same_key_same_payload = |d: &Descriptor| {
         signer.certificate_pem().is_none()
             && d.digest == payload_digest
             && d.annotation(SIGNATURE_ANNOTATION)
                 .and_then(|s| B64.decode(s).ok())
-                .is_some_and(|sig| verify_signature(&public_key, &payload, &sig).is_ok())
+                .is_some_and(|sig| verify_signature(&public_key, payload, &sig).is_ok())
     };
-    // Without a log to write to, append_layer's own check is enough (one request fewer).
+    // Without a log to write to, write_layer's own check is enough (one request fewer).
     if tlog.is_some()
         && existing_layers(store, &tag)
             .await?
@@ -181,23 +230,23 @@ async fn sign_manifest(
     {
         return Ok(Attached::AlreadyPresent);
     }
-    let signature = signer.sign(&payload)?;
+    let signature = signer.sign(payload)?;
     let mut layer_annotations = certificate_annotations(signer);
     layer_annotations.insert(SIGNATURE_ANNOTATION.to_string(), B64.encode(&signature));
     if let Some(tlog) = tlog {
-        let entry = rekor::hashedrekord(&payload, &signature, &signer.verifier_pem());
+        let entry = rekor::hashedrekord(payload, &signature, &signer.verifier_pem());
         let bundle = tlog.log(&entry).await?;
         layer_annotations.insert(
             sigmanifest::BUNDLE_ANNOTATION.to_string(),
             bundle.bundle.to_annotation(),
         );
     }
-    let layer = sigmanifest::signature_layer(&payload, layer_annotations);
-    append_layer(
+    let layer = sigmanifest::signature_layer(payload, layer_annotations);
+    write_layer(
         store,
         &tag,
         &layer,
-        payload.clone().into(),
+        payload.clone(),
         &same_key_same_payload,
         &|_| false,
     )
