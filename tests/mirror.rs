@@ -807,23 +807,25 @@ fn interrupted_mirror_leaves_no_tag_and_resumes() {
         ..small_spec(110)
     };
     let rel = release(&a, "rel", &spec);
-    // 4 MiB/s per upload keeps the 2 x 32 MiB transfer going for several seconds.
+    // 8 MiB/s per upload keeps the 2 x 32 MiB transfer going for several seconds; one
+    // transfer at a time (-j 1), so the first layer is complete before the second starts.
     let proxy = Proxy::start_with(
         b.addr(),
         ProxyOptions {
-            upload_bytes_per_second: Some(4 * 1024 * 1024),
+            upload_bytes_per_second: Some(8 * 1024 * 1024),
         },
         proxy::forward_all(),
     );
 
-    let mut child = mirror_cmd(&a.repo("rel:v1"), &proxy.repo("rel"), &["-q"])
+    let mut child = mirror_cmd(&a.repo("rel:v1"), &proxy.repo("rel"), &["-q", "-j", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn wharf mirror");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let kill_after = 12 * 1024 * 1024;
+    // Killed in the middle of the second layer: the first has fully arrived.
+    let kill_after = spec.layer_size as u64 * 5 / 4;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
@@ -888,8 +890,8 @@ fn interrupted_mirror_leaves_no_tag_and_resumes() {
     let report = parse_json(&out);
     eprintln!("rerun ({polls} invariant polls) stats: {}", report["stats"]);
     assert!(
-        report["stats"]["blobs_skipped"].as_u64().unwrap() >= 1,
-        "the rerun skipped nothing that had arrived: {report:#}"
+        report["stats"]["bytes_skipped"].as_u64().unwrap() >= spec.layer_size as u64,
+        "the rerun sent again the layer that had fully arrived: {report:#}"
     );
     assert!(check_tag_invariant(&b, "rel", &rel));
     assert_mirrored(&a, &rel, &b, "rel", &["v1"]);

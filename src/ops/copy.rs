@@ -14,6 +14,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Debug, Default, Serialize, Clone)]
 pub struct CopyStats {
@@ -80,8 +81,55 @@ pub async fn copy_graph(
     jobs: usize,
     progress: &Progress,
 ) -> Result<CopyStats> {
+    let plan = Plan {
+        write_root: true,
+        root_absent: false,
+        claimed: None,
+    };
+    copy(source, dest, graph, jobs, progress, plan).await
+}
+
+/// [`copy_graph`] for a root that its caller writes under a tag (a `.sig`/`.att` manifest),
+/// after every such copy has finished: everything except the root itself, which the tag
+/// write stores anyway.
+///
+/// `root_absent`: the caller knows the destination lacks the root (its tag is not there, and
+/// wharf only ever writes these roots under their tags), so it is not asked about.
+/// `claimed`: blobs another of these copies in the same run has taken on (their signature
+/// manifests share one config), sent once.
+pub async fn copy_graph_for_tag(
+    source: &dyn Store,
+    dest: &dyn Store,
+    graph: &Graph,
+    jobs: usize,
+    progress: &Progress,
+    root_absent: bool,
+    claimed: &Mutex<HashSet<Digest>>,
+) -> Result<CopyStats> {
+    let plan = Plan {
+        write_root: false,
+        root_absent,
+        claimed: Some(claimed),
+    };
+    copy(source, dest, graph, jobs, progress, plan).await
+}
+
+struct Plan<'a> {
+    write_root: bool,
+    root_absent: bool,
+    claimed: Option<&'a Mutex<HashSet<Digest>>>,
+}
+
+async fn copy(
+    source: &dyn Store,
+    dest: &dyn Store,
+    graph: &Graph,
+    jobs: usize,
+    progress: &Progress,
+    plan: Plan<'_>,
+) -> Result<CopyStats> {
     let jobs = jobs.max(1);
-    let missing = missing_manifests(dest, graph, jobs).await?;
+    let missing = missing_manifests(dest, graph, jobs, plan.root_absent).await?;
     let mut stats = CopyStats {
         manifests_skipped: (graph.nodes.len() - missing.len()) as u64,
         ..Default::default()
@@ -103,6 +151,10 @@ pub async fn copy_graph(
                 .any(|n| n.parsed.blobs().iter().any(|b| b.digest == blob.digest))
         })
         .filter(|(blob, _)| seen.insert(blob.digest.clone()))
+        .filter(|(blob, _)| {
+            plan.claimed
+                .is_none_or(|c| c.lock().expect("claimed blobs").insert(blob.digest.clone()))
+        })
         .collect();
     let total: u64 = blobs.iter().map(|(b, _)| b.size).sum();
     let overall = progress.bytes("blobs", total);
@@ -126,6 +178,7 @@ pub async fn copy_graph(
         let level: Vec<&Node> = level
             .into_iter()
             .filter(|n| missing.contains(n.digest()))
+            .filter(|n| plan.write_root || n.depth > 0)
             .collect();
         stats.manifests_written += level.len() as u64;
         stream::iter(level)
@@ -144,6 +197,9 @@ pub async fn copy_graph(
     Ok(stats)
 }
 
+/// Blobs up to this size go to a registry without a HEAD first.
+const SEND_WITHOUT_ASKING: u64 = 64 * 1024;
+
 async fn copy_blob(
     source: &dyn Store,
     dest: &dyn Store,
@@ -152,7 +208,11 @@ async fn copy_blob(
     overall: &indicatif::ProgressBar,
     counters: &Counters,
 ) -> Result<()> {
-    if dest.blob_exists(blob).await? {
+    // A small blob (a config, a signature payload) costs as much to ask about as to send:
+    // registries get it outright. Large ones are asked about first, so nothing big is sent
+    // twice (a rerun after an interruption, or layers shared with another image).
+    let ask_first = blob.size > SEND_WITHOUT_ASKING || dest.repository().is_layout();
+    if ask_first && dest.blob_exists(blob).await? {
         counters.blobs_skipped.fetch_add(1, Ordering::Relaxed);
         counters
             .bytes_skipped
@@ -202,12 +262,16 @@ async fn missing_manifests(
     dest: &dyn Store,
     graph: &Graph,
     jobs: usize,
+    root_absent: bool,
 ) -> Result<HashSet<Digest>> {
     let mut missing = HashSet::new();
     let mut frontier: Vec<&Node> = vec![graph.root()];
     while !frontier.is_empty() {
         let present: Vec<(&Node, bool)> = stream::iter(frontier)
             .map(|node| async move {
+                if root_absent && node.depth == 0 {
+                    return Ok((node, false));
+                }
                 let found = dest.resolve(ManifestRef::Digest(node.digest())).await?;
                 Ok::<_, anyhow::Error>((node, found.is_some()))
             })

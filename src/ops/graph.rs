@@ -111,25 +111,43 @@ pub async fn manifest_digests(
 
 /// Reads the graph under `root` from `store`, `jobs` manifests at a time.
 pub async fn read_graph(store: &dyn Store, root: &Descriptor, jobs: usize) -> Result<Graph> {
-    let repo = store.repository();
-    let fetch = |desc: Descriptor, depth: usize| async move {
-        let manifest = store
-            .get_manifest(ManifestRef::Digest(&desc.digest))
-            .await?
-            .ok_or_else(|| match &desc.platform {
-                Some(p) => anyhow!("manifest {} ({p}) is missing from {repo}", desc.digest),
-                None => anyhow!("manifest {} is missing from {repo}", desc.digest),
-            })?;
-        let parsed = manifest.parse()?;
-        Ok::<_, anyhow::Error>(Node {
-            manifest,
-            parsed,
-            platform: desc.platform.clone(),
-            depth,
-        })
+    let root = fetch_node(store, root.clone(), 0).await?;
+    read_graph_under(store, root, jobs).await
+}
+
+/// [`read_graph`] for a root already read (e.g. fetched by tag, which saves a request).
+pub async fn read_graph_from(store: &dyn Store, root: RawManifest, jobs: usize) -> Result<Graph> {
+    let parsed = root.parse()?;
+    let root = Node {
+        manifest: root,
+        parsed,
+        platform: None,
+        depth: 0,
     };
-    let mut nodes = vec![fetch(root.clone(), 0).await?];
-    let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
+    read_graph_under(store, root, jobs).await
+}
+
+async fn fetch_node(store: &dyn Store, desc: Descriptor, depth: usize) -> Result<Node> {
+    let repo = store.repository();
+    let manifest = store
+        .get_manifest(ManifestRef::Digest(&desc.digest))
+        .await?
+        .ok_or_else(|| match &desc.platform {
+            Some(p) => anyhow!("manifest {} ({p}) is missing from {repo}", desc.digest),
+            None => anyhow!("manifest {} is missing from {repo}", desc.digest),
+        })?;
+    let parsed = manifest.parse()?;
+    Ok(Node {
+        manifest,
+        parsed,
+        platform: desc.platform,
+        depth,
+    })
+}
+
+async fn read_graph_under(store: &dyn Store, root: Node, jobs: usize) -> Result<Graph> {
+    let mut seen: HashSet<Digest> = HashSet::from([root.digest().clone()]);
+    let mut nodes = vec![root];
     let mut frontier = 0;
     while frontier < nodes.len() {
         let level_end = nodes.len();
@@ -142,7 +160,7 @@ pub async fn read_graph(store: &dyn Store, root: &Descriptor, jobs: usize) -> Re
             }
         }
         let fetched: Vec<Node> = stream::iter(children)
-            .map(|(desc, depth)| fetch(desc, depth))
+            .map(|(desc, depth)| fetch_node(store, desc, depth))
             .buffered(jobs.max(1))
             .try_collect()
             .await?;

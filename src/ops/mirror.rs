@@ -5,8 +5,8 @@
 //! before the tag or index that names it; the requested tags last. An interrupted mirror can be
 //! rerun: whatever already arrived is skipped after one HEAD.
 
-use super::copy::{check_blobs_present, copy_graph, put_tag, CopyStats};
-use super::graph::{read_graph, Graph};
+use super::copy::{check_blobs_present, copy_graph, copy_graph_for_tag, put_tag, CopyStats};
+use super::graph::{read_graph, read_graph_from, Graph};
 use super::referrers;
 use crate::cosign::sigmanifest;
 use crate::oci::{Descriptor, Digest, ImageRef, Manifest, RawManifest};
@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 pub struct MirrorRequest {
@@ -97,7 +98,15 @@ enum Pending {
 struct Mirror<'a> {
     src: &'a dyn Store,
     dst: &'a dyn Store,
+    /// Both tag lists, read once: a `.sig`/`.att`/`.sbom` or fallback-index tag that is not
+    /// listed is not looked up (on a fresh destination, that is every one).
     source_tags: HashSet<String>,
+    dest_tags: HashSet<String>,
+    /// Cleared once the source has answered that it has no referrers API, so the other
+    /// subjects go straight to the fallback tag.
+    source_referrers_api: AtomicBool,
+    /// Blobs of attachments already being sent (see [`copy_graph_for_tag`]).
+    claimed_blobs: Mutex<HashSet<Digest>>,
     jobs: usize,
     progress: &'a Progress,
     stats: Mutex<CopyStats>,
@@ -117,6 +126,26 @@ impl Mirror<'_> {
         Ok(())
     }
 
+    /// Copies an attachment whose root is written later, under its tag (`root_absent`: that
+    /// tag was not at the destination).
+    async fn copy_for_tag(&self, graph: &Graph, root_absent: bool) -> Result<()> {
+        if self.src.repository().is_layout() {
+            check_blobs_present(self.src, graph, self.jobs).await?;
+        }
+        let stats = copy_graph_for_tag(
+            self.src,
+            self.dst,
+            graph,
+            self.jobs,
+            self.progress,
+            root_absent,
+            &self.claimed_blobs,
+        )
+        .await?;
+        self.stats.lock().expect("stats").add(&stats);
+        Ok(())
+    }
+
     fn count(&self, f: impl FnOnce(&mut ArtifactCounts)) {
         f(&mut self.counts.lock().expect("counts"));
     }
@@ -130,17 +159,21 @@ impl Mirror<'_> {
             if !self.source_tags.contains(&tag) {
                 continue;
             }
-            let Some(src_desc) = self.src.resolve(ManifestRef::Tag(&tag)).await? else {
+            // By tag, in one request: the digest is the hash of the bytes.
+            let Some(source) = self.src.get_manifest(ManifestRef::Tag(&tag)).await? else {
                 continue;
             };
-            found.push(src_desc.digest.clone());
-            let dst_desc = self.dst.resolve(ManifestRef::Tag(&tag)).await?;
-            if dst_desc.as_ref().map(|d| &d.digest) == Some(&src_desc.digest) {
-                self.count(|c| c.unchanged += 1);
-                continue;
+            found.push(source.digest.clone());
+            if self.dest_tags.contains(&tag) {
+                let dst_desc = self.dst.resolve(ManifestRef::Tag(&tag)).await?;
+                if dst_desc.as_ref().map(|d| &d.digest) == Some(&source.digest) {
+                    self.count(|c| c.unchanged += 1);
+                    continue;
+                }
             }
-            let graph = read_graph(self.src, &src_desc, self.jobs).await?;
-            self.copy(&graph)
+            let graph = read_graph_from(self.src, source, self.jobs).await?;
+            let root_absent = !self.dest_tags.contains(&tag);
+            self.copy_for_tag(&graph, root_absent)
                 .await
                 .with_context(|| format!("copying {tag}"))?;
             self.pending
@@ -153,7 +186,15 @@ impl Mirror<'_> {
                 });
         }
 
-        let (referrers, exact_index) = referrers::list(self.src, subject).await?;
+        let lookup = referrers::Lookup {
+            try_api: self.source_referrers_api.load(Ordering::Relaxed),
+            tags: Some(&self.source_tags),
+        };
+        let listing = referrers::list_with(self.src, subject, &lookup).await?;
+        if !listing.api_answered {
+            self.source_referrers_api.store(false, Ordering::Relaxed);
+        }
+        let (referrers, exact_index) = (listing.referrers, listing.exact_index);
         if !referrers.is_empty() {
             for referrer in &referrers {
                 found.push(referrer.digest.clone());
@@ -303,11 +344,24 @@ pub async fn mirror(
     }
     let graph = read_graph(src.as_ref(), &root, request.jobs).await?;
     let dst = stores.open_for_write(&request.dest).await?;
-    let source_tags: HashSet<String> = src.list_tags().await?.into_iter().collect();
+    let (source_tags, dest_tags) = futures_util::try_join!(src.list_tags(), dst.list_tags())?;
+    let mut tags: Vec<String> = request
+        .source
+        .tag
+        .iter()
+        .chain(request.dest.tag.iter())
+        .chain(&request.tags)
+        .cloned()
+        .collect();
+    tags.sort();
+    tags.dedup();
     let mirror = Mirror {
         src: src.as_ref(),
         dst: dst.as_ref(),
-        source_tags,
+        source_tags: source_tags.into_iter().collect(),
+        dest_tags: dest_tags.into_iter().collect(),
+        source_referrers_api: AtomicBool::new(true),
+        claimed_blobs: Mutex::default(),
         jobs: request.jobs.max(1),
         progress,
         stats: Mutex::default(),
@@ -337,23 +391,39 @@ pub async fn mirror(
         }
         Ok::<_, anyhow::Error>(())
     };
-    futures_util::try_join!(mirror.copy(&graph), attachments)?;
+    // A tag that already names the image tells the image is complete there: wharf writes a
+    // tag only once everything under it is in place. (Attachments are still checked: the
+    // source may have gained signatures since.)
+    let mut tags_in_place = HashSet::new();
+    for tag in tags.iter().filter(|t| mirror.dest_tags.contains(*t)) {
+        let current = dst.resolve(ManifestRef::Tag(tag)).await?;
+        if current.is_some_and(|d| &d.digest == graph.root().digest()) {
+            tags_in_place.insert(tag.clone());
+        }
+    }
+    let copy_image = async {
+        if tags_in_place.is_empty() {
+            mirror.copy(&graph).await
+        } else {
+            mirror.stats.lock().expect("stats").manifests_skipped += graph.nodes.len() as u64;
+            Ok(())
+        }
+    };
+    futures_util::try_join!(copy_image, attachments)?;
     mirror.write_pending().await?;
 
     // Tags last: the image and everything attached to it are in place.
-    let mut tags: Vec<String> = request
-        .source
-        .tag
-        .iter()
-        .chain(request.dest.tag.iter())
-        .chain(&request.tags)
-        .cloned()
-        .collect();
-    tags.sort();
-    tags.dedup();
     let mut tags_written = 0;
     for tag in &tags {
-        if put_tag(dst.as_ref(), &graph.root().manifest, tag).await? {
+        let root = &graph.root().manifest;
+        if tags_in_place.contains(tag) {
+            continue;
+        }
+        if !mirror.dest_tags.contains(tag) {
+            // Not there when the mirror started: no need to ask before writing it.
+            dst.put_manifest(root, Some(tag)).await?;
+            tags_written += 1;
+        } else if put_tag(dst.as_ref(), root, tag).await? {
             tags_written += 1;
         }
     }

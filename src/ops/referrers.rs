@@ -6,6 +6,7 @@ use crate::oci::manifest::ImageIndex;
 use crate::oci::{media, Descriptor, Digest, Manifest, RawManifest};
 use crate::store::{ManifestRef, Store};
 use anyhow::{bail, Result};
+use std::collections::HashSet;
 
 /// The fallback tag for `subject`: `sha256-<hex>`.
 pub fn fallback_tag(subject: &Digest) -> String {
@@ -18,18 +19,72 @@ pub async fn list(
     store: &dyn Store,
     subject: &Digest,
 ) -> Result<(Vec<Descriptor>, Option<RawManifest>)> {
-    if let Some(found) = store.referrers(subject).await? {
-        return Ok((found, None));
+    let listing = list_with(store, subject, &Lookup::default()).await?;
+    Ok((listing.referrers, listing.exact_index))
+}
+
+/// What a caller already knows about a store, to spare requests when listing referrers of
+/// many subjects.
+pub struct Lookup<'a> {
+    /// false once the store has shown it has no referrers API.
+    pub try_api: bool,
+    /// The store's tags, when listed: a fallback tag not among them is not fetched.
+    pub tags: Option<&'a HashSet<String>>,
+}
+
+impl Default for Lookup<'_> {
+    fn default() -> Self {
+        Lookup {
+            try_api: true,
+            tags: None,
+        }
     }
+}
+
+pub struct Listing {
+    pub referrers: Vec<Descriptor>,
+    /// The fallback index's exact bytes, when that is where the referrers came from.
+    pub exact_index: Option<RawManifest>,
+    /// Whether the referrers API answered (false: no API, or not asked).
+    pub api_answered: bool,
+}
+
+/// [`list`], using what `lookup` says is already known.
+pub async fn list_with(
+    store: &dyn Store,
+    subject: &Digest,
+    lookup: &Lookup<'_>,
+) -> Result<Listing> {
+    if lookup.try_api {
+        if let Some(found) = store.referrers(subject).await? {
+            return Ok(Listing {
+                referrers: found,
+                exact_index: None,
+                api_answered: true,
+            });
+        }
+    }
+    let none = Listing {
+        referrers: Vec::new(),
+        exact_index: None,
+        api_answered: false,
+    };
     let tag = fallback_tag(subject);
+    if lookup.tags.is_some_and(|tags| !tags.contains(&tag)) {
+        return Ok(none);
+    }
     let Some(index) = store.get_manifest(ManifestRef::Tag(&tag)).await? else {
-        return Ok((Vec::new(), None));
+        return Ok(none);
     };
     match index.parse()? {
-        Manifest::Index(i) => Ok((i.manifests, Some(index))),
+        Manifest::Index(i) => Ok(Listing {
+            referrers: i.manifests,
+            exact_index: Some(index),
+            api_answered: false,
+        }),
         // A tag of that name that is not an index is not a referrers index (cosign copy writes
         // such tags for images); ignore it.
-        Manifest::Image(_) => Ok((Vec::new(), None)),
+        Manifest::Image(_) => Ok(none),
     }
 }
 
