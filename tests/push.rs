@@ -5,11 +5,14 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::proxy::{self, Action, Fault, Proxy, Record};
 use common::*;
 use serde_json::{json, Value};
 
@@ -606,6 +609,328 @@ fn check_auth_failure(reg: &Registry, out: &Output) {
 fn base64_encode(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+// ---------------------------------------------------------------------------------------
+// Chunked uploads: a body size limit in front of the registry
+// ---------------------------------------------------------------------------------------
+
+/// The body size limit of the proxies below (nginx's `client_max_body_size 1m`).
+const BODY_LIMIT: u64 = 1024 * 1024;
+
+/// The upload session (its id) of a request to `/v2/…/blobs/uploads/<id>?…`.
+fn upload_session(path: &str) -> Option<&str> {
+    let rest = path.split_once("/blobs/uploads/")?.1;
+    let id = rest.split('?').next().unwrap_or_default();
+    (!id.is_empty()).then_some(id)
+}
+
+/// `(start, end)` of a PATCH's `Content-Range: start-end`.
+fn content_range(r: &Record) -> (u64, u64) {
+    let range = r
+        .header("Content-Range")
+        .unwrap_or_else(|| panic!("PATCH #{} without Content-Range: {r:?}", r.seq));
+    let (start, end) = range
+        .split_once('-')
+        .unwrap_or_else(|| panic!("malformed Content-Range {range:?}"));
+    (start.trim().parse().unwrap(), end.trim().parse().unwrap())
+}
+
+/// The `digest=` query parameter of a closing PUT.
+fn closing_digest(path: &str) -> Option<String> {
+    let query = path.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("digest="))
+        .map(|d| d.replace("%3A", ":").replace("%3a", ":"))
+}
+
+/// Checks every chunked upload among the requests the proxy forwarded: per upload session,
+/// each PATCH has a `Content-Range` matching its `Content-Length` and at most `max_chunk`
+/// bytes, the ranges follow each other from byte 0, and the session is closed by a PUT
+/// without body naming a blob of `layout` whose size the ranges add up to. Returns the
+/// digests uploaded in chunks.
+fn check_chunked_uploads(
+    records: &[Record],
+    layout: &BuiltLayout,
+    max_chunk: u64,
+) -> BTreeSet<String> {
+    let mut sessions: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.action == "forward") {
+        if let Some(id) = upload_session(&r.path) {
+            sessions.entry(id).or_default().push(r);
+        }
+    }
+    let mut chunked = BTreeSet::new();
+    for (id, mut requests) in sessions {
+        requests.sort_by_key(|r| r.seq);
+        let patches: Vec<&Record> = requests
+            .iter()
+            .copied()
+            .filter(|r| r.method == "PATCH")
+            .collect();
+        if patches.is_empty() {
+            continue;
+        }
+        let mut next = 0;
+        for p in &patches {
+            let (start, end) = content_range(p);
+            let len = p.content_length().expect("PATCH without Content-Length");
+            assert_eq!(
+                start, next,
+                "session {id}: PATCH #{} starts at {start}, not where the last one ended",
+                p.seq
+            );
+            assert_eq!(
+                end - start + 1,
+                len,
+                "PATCH #{}: range and length differ",
+                p.seq
+            );
+            assert!(
+                len <= max_chunk,
+                "PATCH #{} of {len} bytes was forwarded",
+                p.seq
+            );
+            next = end + 1;
+        }
+        let close = requests
+            .iter()
+            .find(|r| r.method == "PUT")
+            .unwrap_or_else(|| panic!("session {id} was never closed: {requests:#?}"));
+        assert_eq!(close.content_length(), Some(0), "closing PUT with a body");
+        let digest = closing_digest(&close.path)
+            .unwrap_or_else(|| panic!("closing PUT without digest: {}", close.path));
+        assert!(
+            layout.blob_digests.contains(&digest),
+            "session {id} closed as {digest}, not a blob of the layout"
+        );
+        assert_eq!(
+            next,
+            layout.read_blob(&digest).len() as u64,
+            "the PATCHes of {digest} do not add up to its size"
+        );
+        chunked.insert(digest);
+    }
+    chunked
+}
+
+/// The layout's blobs larger than `size`.
+fn blobs_over(layout: &BuiltLayout, size: u64) -> BTreeSet<String> {
+    layout
+        .blob_digests
+        .iter()
+        .filter(|d| layout.read_blob(d).len() as u64 > size)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn blobs_too_large_for_a_proxy_are_pushed_in_chunks() {
+    let reg = Registry::start();
+    let proxy = Proxy::start(reg.addr(), proxy::refuse_bodies_over(BODY_LIMIT));
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        platforms: vec!["linux/amd64", "linux/arm64"],
+        layers_per_platform: 1,
+        // Not a multiple of any chunk size: the last chunk is a short one.
+        layer_size: 3 * 1024 * 1024 + 12345,
+        shared_layer: true,
+        seed: 40,
+        ..Default::default()
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    let layers = blobs_over(&layout, BODY_LIMIT);
+    assert_eq!(layers.len(), 3);
+
+    let report = push_json(
+        &source(&layout, None),
+        &proxy.repo("chunked"),
+        &["--tag", "v1"],
+    );
+    assert_eq!(report["digest"], json!(layout.root_digest), "{report:#}");
+    assert_report_platforms(&report, &layout);
+    assert_layout_in_registry(&reg, "chunked", &layout);
+    assert_eq!(reg.tags("chunked"), ["v1"]);
+
+    let records = proxy.records();
+    eprintln!(
+        "proxy {}: {} requests, {} answered 413, {} PATCHes",
+        proxy.addr(),
+        records.len(),
+        proxy.count("413"),
+        records.iter().filter(|r| r.method == "PATCH").count()
+    );
+    for r in &records {
+        if r.content_length().is_some_and(|n| n > BODY_LIMIT) {
+            assert_eq!(r.action, "413", "{r:?}");
+        }
+    }
+    // Each layer was first offered in one PUT, refused, then sent in chunks.
+    let refused_puts = records
+        .iter()
+        .filter(|r| r.method == "PUT" && r.action == "413")
+        .count();
+    assert_eq!(refused_puts, layers.len(), "{records:#?}");
+    assert_eq!(check_chunked_uploads(&records, &layout, BODY_LIMIT), layers);
+}
+
+/// A chunked push where the third PATCH the proxy would forward gets `fault` (`kind` in
+/// the proxy's records) instead: the upload resumes where the registry stands rather than
+/// starting the blob over.
+fn chunked_push_resumes_after(fault: Action, kind: &str) {
+    let reg = Registry::start();
+    let forwarded_patches = AtomicU64::new(0);
+    let proxy = Proxy::start(
+        reg.addr(),
+        Box::new(move |req| {
+            if req.content_length().is_some_and(|n| n > BODY_LIMIT) {
+                return proxy::payload_too_large();
+            }
+            if req.method == "PATCH" && forwarded_patches.fetch_add(1, Ordering::SeqCst) == 2 {
+                return fault.clone();
+            }
+            Action::Forward
+        }),
+    );
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        platforms: vec!["linux/amd64"],
+        single_manifest: true,
+        layers_per_platform: 1,
+        layer_size: 4 * 1024 * 1024 + 777,
+        seed: 41,
+        ..Default::default()
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    let report = push_json(&source(&layout, None), &proxy.repo("resume"), &[]);
+    assert_eq!(report["digest"], json!(layout.root_digest), "{report:#}");
+    assert_layout_in_registry(&reg, "resume", &layout);
+
+    let records = proxy.records();
+    let failed: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.action == kind)
+        .collect();
+    assert_eq!(failed.len(), 1, "{records:#?}");
+    let failed = failed[0];
+    let session = upload_session(&failed.path).expect("PATCH outside an upload session");
+    let (start, _) = content_range(failed);
+    assert!(start > 0, "the failed PATCH was the first of its blob");
+    let later: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.seq > failed.seq && upload_session(&r.path) == Some(session))
+        .collect();
+    // The registry was asked how much it holds, then sent the rest from there.
+    let status = later
+        .iter()
+        .position(|r| r.method == "GET")
+        .unwrap_or_else(|| panic!("no status request after the failure: {later:#?}"));
+    let resumed = later
+        .iter()
+        .position(|r| r.method == "PATCH")
+        .unwrap_or_else(|| panic!("the session got no more PATCHes: {later:#?}"));
+    assert!(status < resumed, "{later:#?}");
+    assert_eq!(
+        content_range(later[resumed]).0,
+        start,
+        "resumed elsewhere than at the failed chunk"
+    );
+    let restarts = records
+        .iter()
+        .filter(|r| r.seq > failed.seq && r.method == "POST")
+        .count();
+    assert_eq!(restarts, 0, "a new upload was started: {records:#?}");
+    assert_eq!(
+        check_chunked_uploads(&records, &layout, BODY_LIMIT),
+        blobs_over(&layout, BODY_LIMIT)
+    );
+}
+
+#[test]
+fn chunked_push_resumes_after_a_connection_reset() {
+    chunked_push_resumes_after(Action::Reset, "reset");
+}
+
+#[test]
+fn chunked_push_resumes_after_a_503() {
+    chunked_push_resumes_after(Fault::Unavailable.action(), "503");
+}
+
+#[test]
+fn registry_asking_for_a_minimum_chunk_length_gets_chunks() {
+    const MIN: u64 = 256 * 1024;
+    let reg = Registry::start();
+    // distribution does not announce a minimum; the proxy adds the header to its answers
+    // to upload starts.
+    let proxy = Proxy::start(
+        reg.addr(),
+        Box::new(|req| {
+            if req.method == "POST" && req.path.contains("/blobs/uploads/") {
+                Action::ForwardAddingHeaders(vec![("OCI-Chunk-Min-Length".into(), MIN.to_string())])
+            } else {
+                Action::Forward
+            }
+        }),
+    );
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        layer_size: 1024 * 1024 + 7,
+        shared_layer: true,
+        seed: 42,
+        ..Default::default()
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    let report = push_json(&source(&layout, None), &proxy.repo("min"), &[]);
+    assert_eq!(report["digest"], json!(layout.root_digest), "{report:#}");
+    assert_layout_in_registry(&reg, "min", &layout);
+
+    let records = proxy.records();
+    assert_eq!(proxy.count("413"), 0);
+    // Blobs above the minimum went up in chunks from the start (never in one PUT); the
+    // small configs in one PUT.
+    for r in records.iter().filter(|r| r.method == "PUT") {
+        if let Some(digest) = closing_digest(&r.path) {
+            let size = layout.read_blob(&digest).len() as u64;
+            let expected = if size > MIN { 0 } else { size };
+            assert_eq!(r.content_length(), Some(expected), "PUT of {digest}");
+        }
+    }
+    assert_eq!(
+        check_chunked_uploads(&records, &layout, u64::MAX),
+        blobs_over(&layout, MIN)
+    );
+}
+
+#[test]
+fn body_limit_below_64_kib_fails_with_one_clear_line() {
+    let reg = Registry::start();
+    let proxy = Proxy::start(reg.addr(), proxy::refuse_bodies_over(16 * 1024));
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(43));
+
+    let out = run_fail(&mut push_cmd(&[
+        &source(&layout, None),
+        &proxy.repo("tiny"),
+        "--tag",
+        "v1",
+    ]));
+    let line = single_error_line(&out);
+    assert_mentions(&line, &[proxy.addr(), "413", "64 KiB"]);
+    assert_eq!(reg.tags("tiny"), Vec::<String>::new());
+    // Pieces were not made smaller than 64 KiB.
+    let records = proxy.records();
+    assert!(
+        records.iter().any(|r| r.method == "PATCH"),
+        "no chunk was tried: {records:#?}"
+    );
+    for r in records.iter().filter(|r| r.method == "PATCH") {
+        assert!(
+            r.content_length().unwrap() >= 64 * 1024,
+            "PATCH of {:?} bytes",
+            r.content_length()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -45,6 +45,11 @@ impl RequestInfo {
         self.header("Content-Type")
             .map(|v| v.split(';').next().unwrap_or(v).trim())
     }
+
+    /// The declared body size (`Content-Length`), if any.
+    pub fn content_length(&self) -> Option<u64> {
+        content_length(&self.headers)
+    }
 }
 
 /// What the proxy does with a request.
@@ -67,6 +72,9 @@ pub enum Action {
     /// Forward, then cut the answer's body off halfway (by its `Content-Length`) and close
     /// the connection: a download that breaks mid-transfer.
     Truncate,
+    /// Forward, and add these headers to the upstream's answer (a registry announcing
+    /// something the test registry does not, e.g. `OCI-Chunk-Min-Length`).
+    ForwardAddingHeaders(Vec<(String, String)>),
 }
 
 impl Action {
@@ -89,6 +97,7 @@ impl Action {
             Action::Respond { status, .. } => status.to_string(),
             Action::Slow => "slow".into(),
             Action::Truncate => "truncate".into(),
+            Action::ForwardAddingHeaders(_) => "forward+headers".into(),
         }
     }
 }
@@ -203,6 +212,25 @@ pub fn fail_after(n: u64) -> Policy {
     })
 }
 
+/// A body size limit in front of the registry (nginx's `client_max_body_size`, say): every
+/// request declaring a `Content-Length` above `limit` is answered 413 Payload Too Large
+/// (after its body is read); the rest are forwarded.
+pub fn refuse_bodies_over(limit: u64) -> Policy {
+    Box::new(move |req| match req.content_length() {
+        Some(n) if n > limit => payload_too_large(),
+        _ => Action::Forward,
+    })
+}
+
+/// A 413 answer as nginx gives it: an HTML body, no registry error JSON.
+pub fn payload_too_large() -> Action {
+    Action::Respond {
+        status: 413,
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: b"<html><head><title>413 Request Entity Too Large</title></head></html>".to_vec(),
+    }
+}
+
 /// Tuning knobs of a proxy.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyOptions {
@@ -216,8 +244,23 @@ pub struct Record {
     pub seq: u64,
     pub method: String,
     pub path: String,
-    /// `forward`, `reset`, `slow`, or the status answered by the proxy itself.
+    /// `forward`, `forward+headers`, `reset`, `slow`, `truncate`, or the status answered by
+    /// the proxy itself.
     pub action: String,
+    /// The request's headers, as received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Record {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+
+    /// The declared body size (`Content-Length`), if any.
+    pub fn content_length(&self) -> Option<u64> {
+        content_length(&self.headers)
+    }
 }
 
 struct Shared {
@@ -376,6 +419,10 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+fn content_length(headers: &[(String, String)]) -> Option<u64> {
+    header(headers, "Content-Length").and_then(|v| v.trim().parse().ok())
+}
+
 /// Hop-by-hop headers the proxy replaces with its own `Connection: close`.
 fn is_hop_by_hop(name: &str) -> bool {
     ["connection", "keep-alive", "proxy-connection"]
@@ -511,7 +558,9 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        413 => "Payload Too Large",
         415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
@@ -566,6 +615,7 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
         method: info.method.clone(),
         path: info.path.clone(),
         action: action.name(),
+        headers: info.headers.clone(),
     });
 
     match action {
@@ -599,8 +649,12 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
             let _ = client_w.shutdown(Shutdown::Write);
             Ok(())
         }
-        Action::Forward | Action::Slow | Action::Truncate => {
+        Action::Forward | Action::Slow | Action::Truncate | Action::ForwardAddingHeaders(_) => {
             let slow = matches!(action, Action::Slow);
+            let added = match &action {
+                Action::ForwardAddingHeaders(added) => added.clone(),
+                _ => Vec::new(),
+            };
             let mut upstream = TcpStream::connect(&shared.upstream)?;
             upstream.set_read_timeout(Some(IO_TIMEOUT))?;
             upstream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -641,6 +695,9 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
             let resp_headers = read_headers(&mut up_r)?;
             let mut resp_head = format!("{status_line}\r\n");
             for (k, v) in resp_headers.iter().filter(|(k, _)| !is_hop_by_hop(k)) {
+                resp_head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            for (k, v) in &added {
                 resp_head.push_str(&format!("{k}: {v}\r\n"));
             }
             resp_head.push_str("Connection: close\r\n\r\n");
