@@ -24,9 +24,11 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct MirrorArgs {
+    /// What to copy: HOST/REPO:TAG, HOST/REPO@sha256:..., or oci:DIR[:REF] (a layout).
     #[arg(value_name = "SRC")]
     pub source: String,
 
+    /// Where to: HOST/REPO (the source tag comes along), HOST/REPO:TAG, or oci:DIR.
     #[arg(value_name = "DST")]
     pub dest: String,
 
