@@ -426,7 +426,7 @@ def short_tags(tags):
         named.append(f"{digests} x sha256-<hex>")
     return ", ".join(named)
 
-copy_tools = [t for t in rows if t != "wharf-remirror"]
+copy_tools = [t for t in rows if t not in ("wharf-remirror", "registry-floor")]
 walls = {t: med(rows[t], "wall") for t in rows}
 hdr = (f"{'tool':<15} {'runs':>4} {'failed':>6} {'median wall s':>13} {'vs fastest peer':>15} "
        f"{'requests A+B':>14} {'peak RSS MiB':>12} {'artifacts complete':>18} "
@@ -713,7 +713,11 @@ measure_copy() {
 
     local tags complete kept missing extra
     tags=$(tags_of "$B" "$repo")
-    complete=$(artifacts_complete "$repo")
+    if [ -n "${PLAIN_RELEASE:-}" ]; then
+        complete=-
+    else
+        complete=$(artifacts_complete "$repo")
+    fi
     kept=no
     if curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json' \
         "http://$B/v2/$repo/manifests/$DIGEST" 2>/dev/null; then
@@ -721,10 +725,31 @@ measure_copy() {
     fi
     missing=$(comm -23 <(echo "$SOURCE_TAGS") <(echo "$tags") | grep -c . || true)
     extra=$(comm -13 <(echo "$SOURCE_TAGS") <(echo "$tags") | paste -sd, -)
+    [ "$RUN_RSS" = - ] && RUN_RSS=0
     log "  $tool: ${RUN_WALL}s, $((RUN_RSS / 1024)) MiB, requests A $((a1 - a0)) B $((b1 - b0))," \
         "artifacts complete $complete, missing tags $missing, extra tags ${extra:--}"
     printf '%s %s %s %s %s %s %s %s %s %s\n' "$tool" "$RUN_OK" "$RUN_WALL" "$RUN_RSS" \
         "$((a1 - a0))" "$((b1 - b0))" "$complete" "$kept" "$missing" "${extra:--}" >>"$RESULTS"
+}
+
+# registry_floor REPO: uploads the release layout's layer files (every blob of 1 MiB or more)
+# straight from disk into B/REPO with curl, all at once: no source registry, no manifests. The
+# time it takes is the least any copying tool can need for B to take in those bytes here.
+registry_floor() {
+    local repo=$1 blob location pids=()
+    for blob in "$FLOOR_LAYOUT"/blobs/sha256/*; do
+        [ "$(stat -c %s "$blob")" -ge 1048576 ] || continue
+        location=$(curl -fsS -o /dev/null -w '%header{location}' -X POST \
+            "http://$B/v2/$repo/blobs/uploads/") || return 1
+        case $location in /*) location="http://$B$location" ;; esac
+        curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+            -T "$blob" "$location&digest=sha256:$(basename "$blob")" &
+        pids+=($!)
+    done
+    local pid
+    for pid in "${pids[@]}"; do
+        wait "$pid" || return 1
+    done
 }
 
 # mirror_big RESULTS: a signed release with one 1 GiB random layer in A/big:v1, mirrored
@@ -751,6 +776,26 @@ mirror_big() {
         "$B/big@$digest" >/dev/null 2>&1 || die "the 1 GiB copy's signature does not verify"
 }
 
+# copy_runs SRC_REPO SUFFIX: BENCH_RUNS rounds of the four tools copying A/SRC_REPO:v1 into
+# fresh repositories B/<tool>SUFFIX-<run>, each measured by measure_copy.
+copy_runs() {
+    local src=$A/$1:v1 suffix=$2 i
+    for i in $(seq "$BENCH_RUNS"); do
+        log "run $i/$BENCH_RUNS"
+        measure_copy wharf "wharf$suffix-$i" \
+            "$WHARF" mirror "$src" "$B/wharf$suffix-$i" --allow-insecure-registry -q
+        measure_copy cosign "cosign$suffix-$i" \
+            cosign copy --allow-insecure-registry -f "$src" "$B/cosign$suffix-$i"
+        measure_copy oras "oras$suffix-$i" \
+            oras cp -r --from-plain-http --to-plain-http "$src" "$B/oras$suffix-$i"
+        fresh_skopeo_cache
+        measure_copy skopeo "skopeo$suffix-$i" \
+            "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --src-tls-verify=false --dest-tls-verify=false \
+            "docker://$src" "docker://$B/skopeo$suffix-$i"
+    done
+}
+
 cmd_mirror() {
     prepare
     need skopeo cosign oras jq
@@ -773,26 +818,32 @@ cmd_mirror() {
     new_results results
     RESULTS=$results
     log "mirror: ${layout_mib} MiB release, $BENCH_RUNS runs per tool, A=$A B=$B"
+    copy_runs rel ""
     local i
+    FLOOR_LAYOUT=$layout
     for i in $(seq "$BENCH_RUNS"); do
-        log "run $i/$BENCH_RUNS"
-        measure_copy wharf "wharf-$i" \
-            "$WHARF" mirror "$A/rel:v1" "$B/wharf-$i" --allow-insecure-registry -q
-        measure_copy cosign "cosign-$i" \
-            cosign copy --allow-insecure-registry -f "$A/rel:v1" "$B/cosign-$i"
-        measure_copy oras "oras-$i" \
-            oras cp -r --from-plain-http --to-plain-http "$A/rel:v1" "$B/oras-$i"
-        fresh_skopeo_cache
-        measure_copy skopeo "skopeo-$i" \
-            "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
-            --src-tls-verify=false --dest-tls-verify=false \
-            "docker://$A/rel:v1" "docker://$B/skopeo-$i"
+        measure_copy registry-floor "floor-$i" registry_floor "floor-$i"
     done
     log "re-mirroring the unchanged release with wharf"
     for i in $(seq "$BENCH_RUNS"); do
         measure_copy wharf-remirror wharf-1 \
             "$WHARF" mirror "$A/rel:v1" "$B/wharf-1" --allow-insecure-registry -q
     done
+
+    # The same image without signatures or attestations: every tool copies the same
+    # content, so requests and times compare like for like.
+    local plain_results
+    new_results plain_results
+    RESULTS=$plain_results
+    "$WHARF" push "$layout" "$A/plain" --tag v1 --allow-insecure-registry -q
+    local -x PLAIN_RELEASE=1
+    local saved_tags=$SOURCE_TAGS
+    SOURCE_TAGS=v1
+    log "mirror: the same image unsigned ($A/plain:v1), $BENCH_RUNS runs per tool"
+    copy_runs plain -plain
+    SOURCE_TAGS=$saved_tags
+    unset PLAIN_RELEASE
+    RESULTS=$results
 
     local big_results
     new_results big_results
@@ -808,7 +859,13 @@ cmd_mirror() {
     echo "artifacts complete: cosign verify (index and each platform) and cosign"
     echo "verify-attestation --type cyclonedx pass on the copy. missing/extra tags: the copy's"
     echo "tags compared with the source's (v1 plus sha256-<hex>.sig/.att). wharf-remirror:"
-    echo "wharf mirror again into wharf-1, which already holds the release."
+    echo "wharf mirror again into wharf-1, which already holds the release. registry-floor:"
+    echo "curl uploads the layer files straight from disk into B, all at once (no source reads,"
+    echo "no manifests): the least time any copying tool can take for B to take in those bytes."
+    echo
+    echo "mirror: the same image unsigned (no attachments; every tool copies the same content)," \
+        "$BENCH_RUNS runs"
+    mirror_table "$plain_results"
     echo
     echo "mirror: 1 layer of 1 GiB (${BIG_MIB} MiB), signed; wharf only, 1 run (RSS target)"
     wall_rss_table "$big_results" wharf
