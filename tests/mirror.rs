@@ -648,6 +648,33 @@ fn mirror_survives_destination_faults() {
     cosign_verifies(&rel, &b.repo("rel"));
 }
 
+/// Credentials that may push and pull but not list tags (a restricted CI role) on both
+/// sides: the tag lists only save requests, so the mirror looks each attachment up instead and
+/// everything still arrives.
+#[test]
+fn mirror_works_where_tags_cannot_be_listed() {
+    let a = Registry::start();
+    let b = Registry::start();
+    let rel = release(&a, "rel", &small_spec(115));
+    let no_listing = || -> proxy::Policy {
+        Box::new(|req| {
+            if req.path.contains("/tags/list") {
+                Action::registry_error(403, "DENIED", "requested access to the resource is denied")
+            } else {
+                Action::Forward
+            }
+        })
+    };
+    let src = Proxy::start(a.addr(), no_listing());
+    let dst = Proxy::start(b.addr(), no_listing());
+
+    let report = mirror_json(&src.repo("rel:v1"), &dst.repo("rel"), &[]);
+    assert_eq!(report["digest"], json!(rel.index), "{report:#}");
+    assert!(src.count("403") >= 1 && dst.count("403") >= 1);
+    assert_mirrored(&a, &rel, &b, "rel", &["v1"]);
+    cosign_verifies(&rel, &b.repo("rel"));
+}
+
 #[test]
 fn mirror_survives_source_faults() {
     let a = Registry::start();

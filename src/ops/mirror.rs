@@ -99,9 +99,10 @@ struct Mirror<'a> {
     src: &'a dyn Store,
     dst: &'a dyn Store,
     /// Both tag lists, read once: a `.sig`/`.att`/`.sbom` or fallback-index tag that is not
-    /// listed is not looked up (on a fresh destination, that is every one).
-    source_tags: HashSet<String>,
-    dest_tags: HashSet<String>,
+    /// listed is not looked up (on a fresh destination, that is every one). `None` when a
+    /// registry would not list them (a push-only credential): then every tag is looked up.
+    source_tags: Option<HashSet<String>>,
+    dest_tags: Option<HashSet<String>>,
     /// Cleared once the source has answered that it has no referrers API, so the other
     /// subjects go straight to the fallback tag.
     source_referrers_api: AtomicBool,
@@ -156,7 +157,7 @@ impl Mirror<'_> {
         let mut found = Vec::new();
         for kind in TAG_KINDS {
             let tag = format!("{}.{kind}", subject.tag_prefix());
-            if !self.source_tags.contains(&tag) {
+            if !may_have(&self.source_tags, &tag) {
                 continue;
             }
             // By tag, in one request: the digest is the hash of the bytes.
@@ -164,7 +165,7 @@ impl Mirror<'_> {
                 continue;
             };
             found.push(source.digest.clone());
-            if self.dest_tags.contains(&tag) {
+            if may_have(&self.dest_tags, &tag) {
                 let dst_desc = self.dst.resolve(ManifestRef::Tag(&tag)).await?;
                 if dst_desc.as_ref().map(|d| &d.digest) == Some(&source.digest) {
                     self.count(|c| c.unchanged += 1);
@@ -172,7 +173,7 @@ impl Mirror<'_> {
                 }
             }
             let graph = read_graph_from(self.src, source, self.jobs).await?;
-            let root_absent = !self.dest_tags.contains(&tag);
+            let root_absent = !may_have(&self.dest_tags, &tag);
             self.copy_for_tag(&graph, root_absent)
                 .await
                 .with_context(|| format!("copying {tag}"))?;
@@ -188,7 +189,7 @@ impl Mirror<'_> {
 
         let lookup = referrers::Lookup {
             try_api: self.source_referrers_api.load(Ordering::Relaxed),
-            tags: Some(&self.source_tags),
+            tags: self.source_tags.as_ref(),
         };
         let listing = referrers::list_with(self.src, subject, &lookup).await?;
         if !listing.api_answered {
@@ -326,6 +327,22 @@ impl Mirror<'_> {
     }
 }
 
+/// A store's tags, or `None` when it will not list them: a credential may allow pushing
+/// and pulling but not listing, and the listing only saves requests, so the mirror then looks
+/// each tag up instead (any real problem with the registry shows on those requests).
+async fn tag_set(store: &dyn Store) -> Option<HashSet<String>> {
+    store
+        .list_tags()
+        .await
+        .ok()
+        .map(|tags| tags.into_iter().collect())
+}
+
+/// Whether `tag` may be in a store whose tags are `listed` (anything may, when unlisted).
+fn may_have(listed: &Option<HashSet<String>>, tag: &str) -> bool {
+    listed.as_ref().is_none_or(|tags| tags.contains(tag))
+}
+
 pub async fn mirror(
     stores: &Stores,
     request: &MirrorRequest,
@@ -344,7 +361,8 @@ pub async fn mirror(
     }
     let graph = read_graph(src.as_ref(), &root, request.jobs).await?;
     let dst = stores.open_for_write(&request.dest).await?;
-    let (source_tags, dest_tags) = futures_util::try_join!(src.list_tags(), dst.list_tags())?;
+    let (source_tags, dest_tags) =
+        futures_util::join!(tag_set(src.as_ref()), tag_set(dst.as_ref()));
     let mut tags: Vec<String> = request
         .source
         .tag
@@ -358,8 +376,8 @@ pub async fn mirror(
     let mirror = Mirror {
         src: src.as_ref(),
         dst: dst.as_ref(),
-        source_tags: source_tags.into_iter().collect(),
-        dest_tags: dest_tags.into_iter().collect(),
+        source_tags,
+        dest_tags,
         source_referrers_api: AtomicBool::new(true),
         claimed_blobs: Mutex::default(),
         jobs: request.jobs.max(1),
@@ -395,7 +413,7 @@ pub async fn mirror(
     // tag only once everything under it is in place. (Attachments are still checked: the
     // source may have gained signatures since.)
     let mut tags_in_place = HashSet::new();
-    for tag in tags.iter().filter(|t| mirror.dest_tags.contains(*t)) {
+    for tag in tags.iter().filter(|t| may_have(&mirror.dest_tags, t)) {
         let current = dst.resolve(ManifestRef::Tag(tag)).await?;
         if current.is_some_and(|d| &d.digest == graph.root().digest()) {
             tags_in_place.insert(tag.clone());
@@ -419,7 +437,7 @@ pub async fn mirror(
         if tags_in_place.contains(tag) {
             continue;
         }
-        if !mirror.dest_tags.contains(tag) {
+        if !may_have(&mirror.dest_tags, tag) {
             // Not there when the mirror started: no need to ask before writing it.
             dst.put_manifest(root, Some(tag)).await?;
             tags_written += 1;
