@@ -857,6 +857,53 @@ fn chunked_push_resumes_after_a_503() {
     chunked_push_resumes_after(Fault::Unavailable.action(), "503");
 }
 
+/// A connection that breaks under a large blob sent in one request: the retry goes in
+/// pieces (16 MiB), so a further break would cost one piece, not the whole blob.
+#[test]
+fn large_blob_whose_upload_breaks_is_retried_in_pieces() {
+    const LAYER: usize = 20 * 1024 * 1024;
+    let reg = Registry::start();
+    let broken = AtomicU64::new(0);
+    let proxy = Proxy::start(
+        reg.addr(),
+        Box::new(move |req| {
+            let large_put =
+                req.method == "PUT" && req.content_length().is_some_and(|n| n >= LAYER as u64);
+            if large_put && broken.fetch_add(1, Ordering::SeqCst) == 0 {
+                Action::Reset
+            } else {
+                Action::Forward
+            }
+        }),
+    );
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        platforms: vec!["linux/amd64"],
+        layer_size: LAYER,
+        seed: 44,
+        ..Default::default()
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    let report = push_json(&source(&layout, None), &proxy.repo("flaky"), &[]);
+    assert_eq!(report["digest"], json!(layout.root_digest), "{report:#}");
+    assert_layout_in_registry(&reg, "flaky", &layout);
+
+    let records = proxy.records();
+    assert_eq!(proxy.count("reset"), 1);
+    let large_puts = records
+        .iter()
+        .filter(|r| r.method == "PUT" && r.content_length() >= Some(LAYER as u64))
+        .count();
+    assert_eq!(
+        large_puts, 1,
+        "the blob was sent whole again after the break"
+    );
+    assert_eq!(
+        check_chunked_uploads(&records, &layout, 16 * 1024 * 1024),
+        blobs_over(&layout, 1024 * 1024)
+    );
+}
+
 #[test]
 fn registry_asking_for_a_minimum_chunk_length_gets_chunks() {
     const MIN: u64 = 256 * 1024;

@@ -1364,8 +1364,10 @@ impl Store for RemoteRepository {
         let progress = Arc::new(UploadProgress::new(on_bytes));
         let mut attempt = 0;
         let mut try_mount = mount_from.is_some();
-        // Set when a body limit refused the blob in one request: from then on, in chunks.
-        let mut too_large_for_one_request = false;
+        // Set when a body limit refused the blob in one request, or when the connection broke
+        // under a large one: from then on, in chunks, so that a break costs one piece rather
+        // than the whole blob.
+        let mut in_pieces = false;
         loop {
             let session = match self
                 .start_upload(blob, if try_mount { mount_from } else { None })
@@ -1375,8 +1377,7 @@ impl Store for RemoteRepository {
                 Some(session) => session,
             };
             try_mount = false;
-            let chunked = too_large_for_one_request
-                || session.chunk_min_length.is_some_and(|min| blob.size > min);
+            let chunked = in_pieces || session.chunk_min_length.is_some_and(|min| blob.size > min);
             let outcome = if chunked {
                 self.upload_chunked(&session, blob, source, &progress, &mut attempt)
                     .await?
@@ -1398,8 +1399,14 @@ impl Store for RemoteRepository {
                 {
                     // Not a fault to retry: the same request would be refused again. A
                     // fresh session, in case the refusal spoilt this one.
-                    too_large_for_one_request = true;
+                    in_pieces = true;
                     continue;
+                }
+                Err(failure @ UploadFailure::Transport(_))
+                    if !chunked && blob.size > CHUNK_SIZE as u64 =>
+                {
+                    in_pieces = true;
+                    failure
                 }
                 Err(UploadFailure::Response(r)) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                     return Err(registry_error(
