@@ -775,6 +775,31 @@ fn blobs_too_large_for_a_proxy_are_pushed_in_chunks() {
     assert_eq!(check_chunked_uploads(&records, &layout, BODY_LIMIT), layers);
 }
 
+/// The piece size a body limit forced on one blob is where the next blobs start: one at a
+/// time (-j 1), only the first blob's pieces are refused (twice: 3 MiB, then 1.5 MiB).
+#[test]
+fn piece_size_learnt_from_a_body_limit_holds_for_later_blobs() {
+    let reg = Registry::start();
+    let proxy = Proxy::start(reg.addr(), proxy::refuse_bodies_over(BODY_LIMIT));
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        layer_size: 3 * 1024 * 1024 + 12345,
+        shared_layer: true,
+        seed: 45,
+        ..Default::default()
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    let report = push_json(&source(&layout, None), &proxy.repo("learn"), &["-j", "1"]);
+    assert_eq!(report["digest"], json!(layout.root_digest), "{report:#}");
+    assert_layout_in_registry(&reg, "learn", &layout);
+    let refused_pieces = proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.action == "413")
+        .count();
+    assert_eq!(refused_pieces, 2);
+}
+
 /// A chunked push where the third PATCH the proxy would forward gets `fault` (`kind` in
 /// the proxy's records) instead: the upload resumes where the registry stands rather than
 /// starting the blob over.

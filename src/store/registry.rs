@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -530,6 +530,9 @@ pub struct RemoteRepository {
     name: String,
     /// Whether the registry answers the referrers API, learnt from the first call.
     referrers_api: tokio::sync::OnceCell<bool>,
+    /// The piece size chunked uploads start at: a body limit one blob ran into (413) holds
+    /// for the next ones too, which then do not hit it again.
+    piece_size: AtomicUsize,
 }
 
 impl RemoteRepository {
@@ -543,6 +546,7 @@ impl RemoteRepository {
             client,
             repository,
             referrers_api: tokio::sync::OnceCell::new(),
+            piece_size: AtomicUsize::new(CHUNK_SIZE),
         }
     }
 
@@ -815,7 +819,7 @@ impl RemoteRepository {
         let min_length = session.chunk_min_length.unwrap_or(0);
         let mut chunk_size = usize::try_from(min_length)
             .unwrap_or(usize::MAX)
-            .max(CHUNK_SIZE);
+            .max(self.piece_size.load(Ordering::Relaxed));
         let mut reader = ChunkReader {
             stream: source.open().await?,
             leftover: Bytes::new(),
@@ -866,6 +870,7 @@ impl RemoteRepository {
                         );
                     }
                     chunk_size = (piece.len() / 2).max(MIN_CHUNK_SIZE);
+                    self.piece_size.fetch_min(chunk_size, Ordering::Relaxed);
                     continue;
                 }
                 PatchOutcome::Failed(failure) => failure,
