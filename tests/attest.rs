@@ -23,6 +23,7 @@ use std::process::{Command, Output};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use common::keys::{cosign_key, openssl_key, wharf_key, Key};
 use common::standin::SigstoreStandIn;
 use common::*;
 use serde_json::{json, Value};
@@ -65,77 +66,6 @@ const ODD_CYCLONEDX: &str = "{\n\t\"specVersion\" :   \"1.6\",\n  \"bomFormat\":
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// A key pair on disk.
-struct Key {
-    private: PathBuf,
-    public: PathBuf,
-}
-
-impl Key {
-    fn private(&self) -> &str {
-        self.private.to_str().unwrap()
-    }
-    fn public(&self) -> &str {
-        self.public.to_str().unwrap()
-    }
-}
-
-/// An unencrypted PKCS#8 P-256 key from openssl (no scrypt: quick to load).
-fn openssl_key(dir: &Path, name: &str) -> Key {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub"));
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .args([
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ])
-            .arg(&private),
-    );
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&private)
-            .arg("-out")
-            .arg(&public),
-    );
-    Key { private, public }
-}
-
-/// `wharf key generate` (cosign's encrypted format) with [`PASSWORD`].
-fn wharf_key(dir: &Path, name: &str) -> Key {
-    let prefix = dir.join(name);
-    run_ok(
-        wharf_clean()
-            .args(["key", "generate", "--output-key-prefix"])
-            .arg(&prefix)
-            .env("WHARF_PASSWORD", PASSWORD),
-    );
-    Key {
-        private: prefix.with_extension("key"),
-        public: prefix.with_extension("pub"),
-    }
-}
-
-/// `cosign generate-key-pair` with [`PASSWORD`].
-fn cosign_key(dir: &Path, name: &str) -> Key {
-    let prefix = dir.join(name);
-    run_ok(
-        cosign_plain()
-            .args(["generate-key-pair", "--output-key-prefix"])
-            .arg(&prefix)
-            .env("COSIGN_PASSWORD", PASSWORD),
-    );
-    Key {
-        private: prefix.with_extension("key"),
-        public: prefix.with_extension("pub"),
-    }
-}
 
 /// `wharf` without the host's Sigstore variables.
 fn wharf_clean() -> Command {
@@ -406,7 +336,7 @@ fn s(p: &Path) -> &str {
 fn key_attestations_on_index_and_platform_verify_in_cosign() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "release");
+    let key = wharf_key(dir.path(), "release", PASSWORD);
     let img = push_to(&reg, "app", TWO, 1);
     let arm = img.platform("linux/arm64").to_string();
     let amd = img.platform("linux/amd64").to_string();
@@ -730,7 +660,7 @@ fn key_attestation_logged_in_rekor_verifies_without_ignoring_the_tlog() {
 fn cosign_key_attestation_verifies_in_wharf() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = cosign_key(dir.path(), "cosign");
+    let key = cosign_key(dir.path(), "cosign", PASSWORD);
     let img = push_to(&reg, "app", TWO, 4);
     let arm = img.platform("linux/arm64").to_string();
     let sbom = cyclonedx(dir.path(), "sbom.cdx.json", "musl");

@@ -20,6 +20,7 @@ use std::process::{Command, Output, Stdio};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use common::keys::{openssl_key, Key};
 use common::proxy::{self, Proxy};
 use common::standin::SigstoreStandIn;
 use common::*;
@@ -87,32 +88,6 @@ fn cosign_si(si: &SigstoreStandIn) -> Command {
 
 fn oras() -> Command {
     Command::new(require_tool("oras"))
-}
-
-/// An unencrypted PKCS#8 P-256 key pair from openssl: `(private, public)`.
-fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub"));
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .args([
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ])
-            .arg(&private),
-    );
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&private)
-            .arg("-out")
-            .arg(&public),
-    );
-    (private, public)
 }
 
 fn s(p: &Path) -> &str {
@@ -789,8 +764,11 @@ fn bundle_format_both_writes_the_sig_tag_and_the_referrer() {
 fn key_bundles_verify_with_the_key() {
     let reg = Registry::start();
     let dir = tempdir();
-    let (private, public) = openssl_key(dir.path(), "k");
-    let (_, other_public) = openssl_key(dir.path(), "other");
+    let Key { private, public } = openssl_key(dir.path(), "k");
+    let Key {
+        private: _,
+        public: other_public,
+    } = openssl_key(dir.path(), "other");
     let img = push_to(&reg, "app", TWO, 5);
     let sbom = cyclonedx(dir.path(), "sbom.json", "zlib");
 
@@ -986,7 +964,10 @@ fn cosign_new_bundle_format_attestation_verifies_in_wharf() {
 fn tree_lists_sig_att_and_bundle_referrers() {
     let reg = Registry::start();
     let dir = tempdir();
-    let (private, _public) = openssl_key(dir.path(), "k");
+    let Key {
+        private,
+        public: _public,
+    } = openssl_key(dir.path(), "k");
     let img = push_to(&reg, "app", TWO, 7);
     let sbom = cyclonedx(dir.path(), "sbom.json", "zlib");
     let key_args = [
@@ -1121,7 +1102,7 @@ fn tree_lists_sig_att_and_bundle_referrers() {
 fn eight_concurrent_bundle_attestations_all_land_in_the_fallback_index() {
     let reg = Registry::start();
     let dir = tempdir();
-    let (private, public) = openssl_key(dir.path(), "k");
+    let Key { private, public } = openssl_key(dir.path(), "k");
     let img = push_to(&reg, "app", TWO, 8);
     let predicates: Vec<PathBuf> = (0..8)
         .map(|i| {
@@ -1208,7 +1189,7 @@ fn eight_concurrent_bundle_attestations_all_land_in_the_fallback_index() {
 fn refused_subject_falls_back_to_a_referrer_without_subject() {
     let reg = Registry::start();
     let dir = tempdir();
-    let (private, public) = openssl_key(dir.path(), "k");
+    let Key { private, public } = openssl_key(dir.path(), "k");
     let img = push_to(&reg, "app", TWO, 9);
     let proxy = Proxy::start_with_manifest_rule(
         reg.addr(),

@@ -18,6 +18,7 @@ use std::process::{Command, Output};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use common::keys::{openssl_key, Key};
 use common::standin::{SigstoreStandIn, REQUEST_TOKEN};
 use common::*;
 use serde_json::{json, Value};
@@ -309,32 +310,6 @@ fn san_of(pem: &str, dir: &Path) -> String {
             .arg(&path),
     );
     stdout_of(&out)
-}
-
-/// An unencrypted PKCS#8 P-256 key pair from openssl: `(private, public)`.
-fn openssl_key(dir: &Path) -> (PathBuf, PathBuf) {
-    let private = dir.join("key.pem");
-    let public = dir.join("key.pub");
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .args([
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ])
-            .arg(&private),
-    );
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&private)
-            .arg("-out")
-            .arg(&public),
-    );
-    (private, public)
 }
 
 fn s(p: &Path) -> &str {
@@ -674,7 +649,7 @@ fn cosign_keyless_recursive_signature_verifies_in_wharf() {
 fn key_signature_is_logged_and_verifies_without_ignoring_the_tlog() {
     let Setup { reg, si, img } = setup(8);
     let dir = tempdir();
-    let (private, public) = openssl_key(dir.path());
+    let Key { private, public } = openssl_key(dir.path(), "key");
     run_ok(
         wharf_clean()
             .args(["sign", "--allow-insecure-registry", "--recursive"])
@@ -1071,7 +1046,7 @@ fn verify_without_a_policy_fails() {
 fn keyless_signature_does_not_satisfy_a_key_policy() {
     let Setup { reg: _reg, si, img } = keyless_signed(22);
     let dir = tempdir();
-    let (_, public) = openssl_key(dir.path());
+    let Key { private: _, public } = openssl_key(dir.path(), "key");
     let line = verify_fails(wharf_verify_bare(&si, &img.index()).args(["--key", s(&public)]));
     assert!(line.contains("verifies under the key"), "{line}");
 }

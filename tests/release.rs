@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use common::keys::{wharf_key, Key};
 use common::standin::SigstoreStandIn;
 use common::*;
 use serde_json::Value;
@@ -124,35 +125,6 @@ fn error_line(out: &Output) -> String {
 // ---------------------------------------------------------------------------------------
 // Keys, layouts, configs
 // ---------------------------------------------------------------------------------------
-
-struct Key {
-    private: PathBuf,
-    public: PathBuf,
-}
-
-impl Key {
-    fn private(&self) -> &str {
-        self.private.to_str().unwrap()
-    }
-    fn public(&self) -> &str {
-        self.public.to_str().unwrap()
-    }
-}
-
-/// `wharf key generate` (cosign's encrypted format) with [`PASSWORD`].
-fn wharf_key(dir: &Path, name: &str) -> Key {
-    let prefix = dir.join(name);
-    run_ok(
-        wharf_clean()
-            .args(["-q", "key", "generate", "--output-key-prefix"])
-            .arg(&prefix)
-            .env("WHARF_PASSWORD", PASSWORD),
-    );
-    Key {
-        private: prefix.with_extension("key"),
-        public: prefix.with_extension("pub"),
-    }
-}
 
 /// The example image (real tar+gzip layers, so SBOMs can be generated from them), written
 /// by `scripts/make-example-layout.py` into `dir`; its `index.json` entry is named `v1`.
@@ -504,7 +476,7 @@ fn key_release_to_two_registries_verifies_in_cosign_on_both() {
     let a = Registry::start();
     let b = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let layout = example_layout(&tmp.path().join("layout"));
     let (layout_root, layout_platforms) = layout_image(&layout);
     let config = Config::key(&format!("{}:v1", layout.display()), &a.repo("app"), &key)
@@ -690,7 +662,7 @@ fn rerun_is_idempotent() {
     let a = Registry::start();
     let b = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let layout = example_layout(&tmp.path().join("layout"));
     let config = Config::key(&format!("{}:v1", layout.display()), &a.repo("app"), &key)
         .mirror(&b.repo("app"))
@@ -764,7 +736,7 @@ fn tag_never_precedes_signatures_and_attestations() {
     let a = Registry::start();
     let b = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let layout = example_layout(&tmp.path().join("layout"));
     let (root, platforms) = layout_image(&layout);
     let config = Config::key(&format!("{}:v1", layout.display()), &a.repo("app"), &key)
@@ -860,7 +832,7 @@ fn release_killed_at_any_step_finishes_on_rerun() {
     let a = Registry::start();
     let b = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     // Larger than the example, so that pushing and mirroring take a while; random layers are
     // not tars, so the SBOMs come from files.
     let platforms = vec!["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"];
@@ -1073,7 +1045,7 @@ fn release_killed_at_any_step_finishes_on_rerun() {
 fn both_formats_release_interrupted_between_formats_is_completed_on_rerun() {
     let a = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let layout = example_layout(&tmp.path().join("layout"));
     let config_for = |repo: &str| -> PathBuf {
         let mut c =
@@ -1196,7 +1168,7 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     let a = Registry::start();
     let b = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let layout = example_layout(&tmp.path().join("layout"));
     let config = Config::key(&format!("{}:v1", layout.display()), &a.repo("app"), &key)
         .mirror(&b.repo("app"))
@@ -1254,7 +1226,7 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
 #[test]
 fn unknown_config_key_is_an_error_naming_its_line() {
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let mut c = Config::key("layout:v1", "127.0.0.1:1/app", &key);
     c.attestations.push("sboms = \"generate\"".into());
     let text = c.text();
@@ -1293,7 +1265,7 @@ fn unknown_config_key_is_an_error_naming_its_line() {
 fn set_and_environment_overrides_take_effect() {
     let a = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let layout = example_layout(&tmp.path().join("layout"));
     let config = Config::key(&format!("{}:v1", layout.display()), &a.repo("app"), &key)
         .insecure(&[&a])
@@ -1347,7 +1319,7 @@ fn set_and_environment_overrides_take_effect() {
 fn inconsistent_configs_are_refused_with_a_clear_error() {
     let a = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let base = Config::key("layout:v1", &a.repo("app"), &key).insecure(&[&a]);
 
     let keyless = Config {
@@ -1428,7 +1400,7 @@ fn github_actions_outputs_summary_and_error_annotation() {
     let a = Registry::start();
     let b = Registry::start();
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let layout = example_layout(&tmp.path().join("layout"));
     let config = Config::key(&format!("{}:v1", layout.display()), &a.repo("app"), &key)
         .mirror(&b.repo("app"))
@@ -1584,7 +1556,7 @@ fn yaml_file(path: &Path) -> Value {
 #[test]
 fn admission_policies_parse_and_name_the_release() {
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let primary = "127.0.0.1:5000/acme/app";
     let mirror = "127.0.0.1:5001/mirror/app";
     let config = Config::key("layout:v1", primary, &key)
@@ -1690,7 +1662,7 @@ fn admission_policies_parse_and_name_the_release() {
 #[test]
 fn docs_verify_writes_the_verify_commands() {
     let tmp = tempdir();
-    let key = wharf_key(tmp.path(), "release");
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
     let primary = "127.0.0.1:5000/acme/app";
     let mirror = "127.0.0.1:5001/mirror/app";
     let mut c = Config::key("layout:v1", primary, &key).mirror(mirror);
@@ -2123,7 +2095,7 @@ fn readme_first_command_releases_the_example_and_its_verify_commands_pass() {
     }
     // They fail under another key: they really check the release.
     let tmp = tempdir();
-    let other = wharf_key(tmp.path(), "other");
+    let other = wharf_key(tmp.path(), "other", PASSWORD);
     let command = printed_verify_commands(&stdout)[0].replace("out/example.pub", other.public());
     run_fail(
         clean(&mut Command::new("bash"))

@@ -12,9 +12,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::keys::{cosign_key, openssl_key, wharf_key, Key};
 use common::*;
 use serde_json::{json, Value};
 
@@ -25,79 +25,6 @@ const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// A key pair on disk.
-struct Key {
-    private: PathBuf,
-    public: PathBuf,
-}
-
-impl Key {
-    fn private(&self) -> &str {
-        self.private.to_str().unwrap()
-    }
-    fn public(&self) -> &str {
-        self.public.to_str().unwrap()
-    }
-}
-
-/// `wharf key generate` (cosign's encrypted format) with [`PASSWORD`].
-fn wharf_key(dir: &Path, name: &str) -> Key {
-    let prefix = dir.join(name);
-    run_ok(
-        wharf()
-            .args(["key", "generate", "--output-key-prefix"])
-            .arg(&prefix)
-            .env("WHARF_PASSWORD", PASSWORD),
-    );
-    Key {
-        private: prefix.with_extension("key"),
-        public: prefix.with_extension("pub"),
-    }
-}
-
-/// `cosign generate-key-pair` with [`PASSWORD`].
-fn cosign_key(dir: &Path, name: &str) -> Key {
-    let prefix = dir.join(name);
-    run_ok(
-        cosign()
-            .args(["generate-key-pair", "--output-key-prefix"])
-            .arg(&prefix)
-            .env("COSIGN_PASSWORD", PASSWORD),
-    );
-    Key {
-        private: prefix.with_extension("key"),
-        public: prefix.with_extension("pub"),
-    }
-}
-
-/// An unencrypted PKCS#8 P-256 key from openssl (no scrypt: signers start at once).
-fn openssl_key(dir: &Path, name: &str) -> Key {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub"));
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .args([
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ])
-            .arg(&private),
-    );
-    run_ok(
-        Command::new(require_tool("openssl"))
-            .arg("pkey")
-            .arg("-in")
-            .arg(&private)
-            .arg("-pubout")
-            .arg("-out")
-            .arg(&public),
-    );
-    Key { private, public }
-}
 
 /// `cosign …` without the host's COSIGN_PASSWORD.
 fn cosign() -> Command {
@@ -324,7 +251,7 @@ const THREE: &[&str] = &["linux/amd64", "linux/arm64", "linux/arm/v7"];
 fn wharf_recursive_signatures_verify_in_cosign() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "wharf");
+    let key = wharf_key(dir.path(), "wharf", PASSWORD);
     let img = push_to(&reg, "app", THREE, 1);
 
     let out = run_ok(wharf_sign(&key, &img.index()).arg("--recursive"));
@@ -369,7 +296,7 @@ fn wharf_recursive_signatures_verify_in_cosign() {
 fn cosign_recursive_signatures_verify_in_wharf() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = cosign_key(dir.path(), "cosign");
+    let key = cosign_key(dir.path(), "cosign", PASSWORD);
     let img = push_to(&reg, "app", THREE, 2);
 
     run_ok(cosign_sign(&key, &img.index()).arg("--recursive"));
@@ -406,8 +333,8 @@ fn cosign_recursive_signatures_verify_in_wharf() {
 fn cosign_appends_to_wharf_signature_manifests_with_the_shared_config() {
     let reg = Registry::start();
     let dir = tempdir();
-    let a = wharf_key(dir.path(), "a");
-    let b = cosign_key(dir.path(), "b");
+    let a = wharf_key(dir.path(), "a", PASSWORD);
+    let b = cosign_key(dir.path(), "b", PASSWORD);
     let img = push_to(&reg, "app", THREE, 22);
 
     run_ok(wharf_sign(&a, &img.index()).arg("--recursive"));
@@ -446,7 +373,7 @@ fn cosign_appends_to_wharf_signature_manifests_with_the_shared_config() {
 fn recursive_signing_reaches_manifests_under_a_nested_index() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let layout = make_layout(
         &dir.path().join("layout"),
         &LayoutSpec {
@@ -489,7 +416,7 @@ fn recursive_signing_reaches_manifests_under_a_nested_index() {
 fn wharf_generated_key_signs_in_cosign_and_verifies_in_wharf() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "wharf");
+    let key = wharf_key(dir.path(), "wharf", PASSWORD);
     let img = push_to(&reg, "app", TWO, 3);
 
     run_ok(cosign_sign(&key, &img.index()).arg("--recursive"));
@@ -501,7 +428,7 @@ fn wharf_generated_key_signs_in_cosign_and_verifies_in_wharf() {
 fn cosign_generated_key_signs_in_wharf_and_verifies_in_cosign() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = cosign_key(dir.path(), "cosign");
+    let key = cosign_key(dir.path(), "cosign", PASSWORD);
     let img = push_to(&reg, "app", TWO, 4);
 
     run_ok(wharf_sign(&key, &img.index()).arg("--recursive"));
@@ -514,7 +441,7 @@ fn cosign_generated_key_signs_in_wharf_and_verifies_in_cosign() {
 fn cosign_signature_by_the_same_key_is_not_duplicated_by_wharf() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = cosign_key(dir.path(), "cosign");
+    let key = cosign_key(dir.path(), "cosign", PASSWORD);
     let img = push_to(&reg, "app", TWO, 5);
 
     run_ok(&mut cosign_sign(&key, &img.index()));
@@ -534,8 +461,8 @@ fn cosign_signature_by_the_same_key_is_not_duplicated_by_wharf() {
 fn second_key_appends_and_same_key_adds_nothing() {
     let reg = Registry::start();
     let dir = tempdir();
-    let a = wharf_key(dir.path(), "a");
-    let b = cosign_key(dir.path(), "b");
+    let a = wharf_key(dir.path(), "a", PASSWORD);
+    let b = cosign_key(dir.path(), "b", PASSWORD);
     let img = push_to(&reg, "app", TWO, 6);
 
     run_ok(&mut wharf_sign(&a, &img.index()));
@@ -645,7 +572,7 @@ fn six_concurrent_signers_with_different_keys_all_land() {
 fn sign_refuses_a_tag_without_digest() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let report = push_image(&reg.repo("app"), TWO, 8);
     let digest = report["digest"].as_str().unwrap();
     // Tag it with the harness, then try to sign the tag.
@@ -666,7 +593,7 @@ fn sign_refuses_a_tag_without_digest() {
 fn resolve_tag_signs_the_resolved_digest_and_prints_it() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let report = push_image(&reg.repo("app"), TWO, 9);
     let digest = report["digest"].as_str().unwrap();
     let (index, _) = reg.get_manifest("app", digest).unwrap();
@@ -696,7 +623,7 @@ fn resolve_tag_signs_the_resolved_digest_and_prints_it() {
 fn insecure_ignore_tlog_flag_followed_by_image_is_accepted() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let img = push_to(&reg, "app", TWO, 10);
     run_ok(wharf_sign(&key, &img.index()).arg("--recursive"));
     let out = run_ok(wharf().args([
@@ -715,7 +642,7 @@ fn insecure_ignore_tlog_flag_followed_by_image_is_accepted() {
 fn verify_without_insecure_ignore_tlog_refuses_signatures_without_bundle() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let img = push_to(&reg, "app", TWO, 11);
     run_ok(&mut wharf_sign(&key, &img.index()));
     let out = run_fail(wharf().args([
@@ -737,7 +664,7 @@ fn verify_without_insecure_ignore_tlog_refuses_signatures_without_bundle() {
 #[test]
 fn sign_and_verify_an_oci_layout() {
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let out_dir = dir.path().join("out");
     let dest = format!("oci:{}", out_dir.display());
     let report = push_image(&dest, THREE, 13);
@@ -772,7 +699,7 @@ fn sign_and_verify_an_oci_layout() {
     let out = run_ok(wharf_sign(&key, &image).args(["--output", "json"]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["signed"][0]["added"], false);
-    let other = wharf_key(dir.path(), "other");
+    let other = wharf_key(dir.path(), "other", PASSWORD);
     run_ok(&mut wharf_sign(&other, &image));
     run_ok(&mut wharf_verify(&other, &image));
     run_ok(&mut wharf_verify(&key, &image));
@@ -781,7 +708,7 @@ fn sign_and_verify_an_oci_layout() {
 #[test]
 fn payload_altered_in_place_in_an_oci_layout_is_detected() {
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let out_dir = dir.path().join("out");
     let dest = format!("oci:{}", out_dir.display());
     let report = push_image(&dest, TWO, 14);
@@ -824,7 +751,7 @@ fn payload_altered_in_place_in_an_oci_layout_is_detected() {
 fn signed_image(seed: u64) -> (Registry, TempDir, Key, Pushed) {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let img = push_to(&reg, "app", TWO, seed);
     run_ok(&mut wharf_sign(&key, &img.index()));
     run_ok(&mut wharf_verify(&key, &img.index()));
@@ -894,7 +821,7 @@ fn signature_that_is_not_base64_fails_verification() {
 fn signature_copied_from_another_image_fails_verification() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let img = push_to(&reg, "app", TWO, 23);
     let (x, y) = (img.child(0).to_string(), img.child(1).to_string());
     run_ok(&mut wharf_sign(&key, &img.at(&x)));
@@ -916,7 +843,7 @@ fn signature_copied_from_another_image_fails_verification() {
 #[test]
 fn wrong_key_fails_verification() {
     let (_reg, dir, key, img) = signed_image(24);
-    let other = wharf_key(dir.path(), "other");
+    let other = wharf_key(dir.path(), "other", PASSWORD);
     let line = verify_fails(&other, &img.index());
     assert!(line.contains("verifies under the key"), "{line}");
     assert!(line.contains("wrong key"), "{line}");
@@ -955,7 +882,7 @@ fn empty_signature_manifest_fails_verification() {
 fn missing_signature_manifest_fails_verification() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let img = push_to(&reg, "app", TWO, 26);
 
     let line = verify_fails(&key, &img.index());
@@ -987,8 +914,8 @@ fn tamper_failures_have_distinct_messages() {
     // The kinds the verifier can tell apart: each must produce its own message.
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
-    let other_key = wharf_key(dir.path(), "other");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
+    let other_key = wharf_key(dir.path(), "other", PASSWORD);
     let mut messages: Vec<(&str, String)> = Vec::new();
     let mut record = |case: &'static str, line: String, digest: &str| {
         // Compare the messages without the digests, tags and fingerprints in them.
@@ -1059,7 +986,7 @@ fn tamper_failures_have_distinct_messages() {
 fn recursive_verify_names_the_child_whose_signature_is_missing() {
     let reg = Registry::start();
     let dir = tempdir();
-    let key = wharf_key(dir.path(), "k");
+    let key = wharf_key(dir.path(), "k", PASSWORD);
     let img = push_to(&reg, "app", THREE, 40);
     run_ok(wharf_sign(&key, &img.index()).arg("--recursive"));
     run_ok(wharf_verify(&key, &img.index()).arg("--recursive"));
