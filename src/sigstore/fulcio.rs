@@ -1,7 +1,7 @@
 //! Fulcio: a short-lived signing certificate for an ephemeral key, in exchange for an OIDC
 //! token (`POST /api/v2/signingCert`).
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
@@ -26,20 +26,6 @@ pub async fn request_certificate(
             "proofOfPossession": B64.encode(proof_of_possession),
         },
     });
-    let response = http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach Fulcio at {fulcio_url}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!(
-            "Fulcio at {fulcio_url} refused the certificate request: {status}: {}",
-            text.chars().take(300).collect::<String>()
-        );
-    }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Answer {
@@ -54,8 +40,15 @@ pub async fn request_certificate(
     struct Chain {
         certificates: Vec<String>,
     }
-    let answer: Answer = serde_json::from_str(&text)
-        .with_context(|| format!("Fulcio at {fulcio_url} answered malformed JSON"))?;
+    let service = format!("Fulcio at {fulcio_url}");
+    let answer: Answer = super::post_json(
+        http,
+        &url,
+        &body,
+        &service,
+        "refused the certificate request",
+    )
+    .await?;
     if answer.signed_certificate_detached_sct.is_some() {
         bail!("Fulcio at {fulcio_url} returned a detached SCT; wharf needs certificates with embedded SCTs");
     }

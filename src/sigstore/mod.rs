@@ -14,3 +14,30 @@ pub mod trust;
 /// The public-good Sigstore instance.
 pub const PUBLIC_FULCIO_URL: &str = "https://fulcio.sigstore.dev";
 pub const PUBLIC_REKOR_URL: &str = "https://rekor.sigstore.dev";
+
+/// POSTs `body` as JSON to `url` and returns the answer's JSON, decoded as `T`. `service`
+/// names the server in errors ("Fulcio at URL"), `refusal` what a non-2xx answer means.
+pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    service: &str,
+    refusal: &str,
+) -> anyhow::Result<T> {
+    use anyhow::Context;
+    let response = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {service}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "{service} {refusal}: {status}: {}",
+            text.chars().take(300).collect::<String>()
+        );
+    }
+    serde_json::from_str(&text).with_context(|| format!("{service} answered malformed JSON"))
+}

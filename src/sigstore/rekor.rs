@@ -75,20 +75,6 @@ pub async fn upload(
     entry: &serde_json::Value,
 ) -> Result<LogEntry> {
     let url = format!("{}/api/v1/log/entries", rekor_url.trim_end_matches('/'));
-    let response = http
-        .post(&url)
-        .json(entry)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach Rekor at {rekor_url}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!(
-            "Rekor at {rekor_url} refused the entry: {status}: {}",
-            text.chars().take(300).collect::<String>()
-        );
-    }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Entry {
@@ -105,8 +91,9 @@ pub async fn upload(
         signed_entry_timestamp: String,
         inclusion_proof: Option<InclusionProof>,
     }
-    let entries: BTreeMap<String, Entry> = serde_json::from_str(&text)
-        .with_context(|| format!("Rekor at {rekor_url} answered malformed JSON"))?;
+    let service = format!("Rekor at {rekor_url}");
+    let entries: BTreeMap<String, Entry> =
+        super::post_json(http, &url, entry, &service, "refused the entry").await?;
     let entry = entries
         .into_values()
         .next()
