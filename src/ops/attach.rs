@@ -71,6 +71,26 @@ async fn upload_shared_config(store: &dyn Store, ask_first: bool) -> Result<()> 
     Ok(())
 }
 
+/// What a tag-scheme tag (`.sig`, `.att`) holds, for readers.
+pub enum TagLayers {
+    Absent,
+    Layers(Vec<Descriptor>),
+    /// Something that is not an image manifest (why, for messages).
+    Malformed(String),
+}
+
+/// Reads the layers of the tag-scheme manifest at `tag`.
+pub async fn read_tag_layers(store: &dyn Store, tag: &str) -> Result<TagLayers> {
+    Ok(match read_tag(store, tag).await? {
+        None => TagLayers::Absent,
+        Some(raw) => match raw.parse() {
+            Ok(Manifest::Image(m)) => TagLayers::Layers(m.layers),
+            Ok(Manifest::Index(_)) => TagLayers::Malformed("it is an index".into()),
+            Err(e) => TagLayers::Malformed(format!("{e:#}")),
+        },
+    })
+}
+
 async fn read_tag(store: &dyn Store, tag: &str) -> Result<Option<RawManifest>> {
     store.get_manifest(ManifestRef::Tag(tag)).await
 }

@@ -1,7 +1,7 @@
 //! `wharf attest` and `wharf verify-attestation`: in-toto statements in DSSE envelopes on the
 //! `sha256-<hex>.att` tag, as cosign writes and reads them.
 
-use super::attach::{upload_layer, write_layer, Attached};
+use super::attach::{read_tag_layers, upload_layer, write_layer, Attached, TagLayers};
 use super::bundles::{check_bundle, find_bundles, sign_as_bundle, BundleFormat};
 use super::graph::read_graph;
 use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
@@ -303,18 +303,18 @@ async fn verify_manifest_attestations(
         );
     }
     let tag = sigmanifest::attestation_tag(digest);
-    let raw = if request.accept.legacy() {
-        store.get_manifest(ManifestRef::Tag(&tag)).await?
+    let found = if request.accept.legacy() {
+        read_tag_layers(store, &tag).await?
     } else {
-        None
+        TagLayers::Absent
     };
-    let layers = match raw.as_ref().map(|r| r.parse()) {
-        None => Vec::new(),
-        Some(Ok(Manifest::Image(m))) => m.layers,
-        Some(_) => {
+    let layers = match found {
+        TagLayers::Absent => Vec::new(),
+        TagLayers::Layers(layers) => layers,
+        TagLayers::Malformed(why) => {
             record(Err(reject(
                 9,
-                format!("malformed attestation manifest {tag}"),
+                format!("malformed attestation manifest {tag}: {why}"),
             )));
             Vec::new()
         }

@@ -1,7 +1,9 @@
 //! `wharf sign`: cosign tag-scheme signatures on an image and, recursively, on every manifest
 //! under its index.
 
-use super::attach::{ensure_shared_config, upload_layer, write_layer, Attached};
+use super::attach::{
+    ensure_shared_config, read_tag_layers, upload_layer, write_layer, Attached, TagLayers,
+};
 use super::bundles::{sign_as_bundle, BundleFormat};
 use super::graph::manifest_digests;
 use crate::cosign::payload::SimpleSigning;
@@ -253,13 +255,11 @@ async fn sign_manifest(
     .await
 }
 
-/// The layers of the tag-scheme manifest at `tag`, if any.
+/// The layers of the tag-scheme manifest at `tag`: none when absent or not an image manifest
+/// (writing to it then reports the problem).
 pub async fn existing_layers(store: &dyn Store, tag: &str) -> Result<Vec<Descriptor>> {
-    Ok(match store.get_manifest(ManifestRef::Tag(tag)).await? {
-        Some(raw) => match raw.parse()? {
-            crate::oci::Manifest::Image(m) => m.layers,
-            crate::oci::Manifest::Index(_) => Vec::new(),
-        },
-        None => Vec::new(),
+    Ok(match read_tag_layers(store, tag).await? {
+        TagLayers::Layers(layers) => layers,
+        TagLayers::Absent | TagLayers::Malformed(_) => Vec::new(),
     })
 }

@@ -5,19 +5,20 @@
 //! evidence, and signs exactly that manifest's digest. Otherwise the error names the most
 //! specific check that failed, for which manifest.
 
+use super::attach::{read_tag_layers, TagLayers};
 use super::bundles::{check_bundle, find_bundles, BundleFormat};
 use super::sign::targets;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{
     self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
 };
-use crate::oci::{Descriptor, Digest, Manifest, Platform};
+use crate::oci::{Descriptor, Digest, Platform};
 use crate::sign::{keys, verify_signature};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::cert::{verify_chain, verify_embedded_sct, IdentityPolicy, SigningCert};
 use crate::sigstore::rekor::Bundle;
 use crate::sigstore::trust::TrustRoot;
-use crate::store::{integrity_error, read_small_blob, ManifestRef, Store};
+use crate::store::{integrity_error, read_small_blob, Store};
 use anyhow::{anyhow, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -174,25 +175,19 @@ async fn verify_manifest(
     }
 
     let tag = sigmanifest::signature_tag(digest);
-    let raw = if request.accept.legacy() {
-        store.get_manifest(ManifestRef::Tag(&tag)).await?
+    let found = if request.accept.legacy() {
+        read_tag_layers(store, &tag).await?
     } else {
-        None
+        TagLayers::Absent
     };
-    let layers = match raw.as_ref().map(|r| r.parse()) {
-        None => Vec::new(),
-        Some(Ok(Manifest::Image(m))) => m.layers,
-        Some(Ok(Manifest::Index(_))) => {
+    let tag_exists = !matches!(found, TagLayers::Absent);
+    let layers = match found {
+        TagLayers::Absent => Vec::new(),
+        TagLayers::Layers(layers) => layers,
+        TagLayers::Malformed(why) => {
             rejections.push(reject(
                 9,
-                format!("malformed signature manifest {tag}: it is an index"),
-            ));
-            Vec::new()
-        }
-        Some(Err(e)) => {
-            rejections.push(reject(
-                9,
-                format!("malformed signature manifest {tag}: {e:#}"),
+                format!("malformed signature manifest {tag}: {why}"),
             ));
             Vec::new()
         }
@@ -211,9 +206,10 @@ async fn verify_manifest(
         return Ok(payloads);
     }
     if rejections.is_empty() {
-        return Err(match raw {
-            None => anyhow!("no signatures for {what} in {repo}: there is no {tag} and no signature bundle referrer"),
-            Some(_) => anyhow!("no signatures for {what} in {repo}: {tag} holds no signature layers"),
+        return Err(if tag_exists {
+            anyhow!("no signatures for {what} in {repo}: {tag} holds no signature layers")
+        } else {
+            anyhow!("no signatures for {what} in {repo}: there is no {tag} and no signature bundle referrer")
         });
     }
     rejections.sort_by_key(|r| r.rank);
