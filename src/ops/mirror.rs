@@ -16,7 +16,6 @@ use anyhow::{bail, Context, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 pub struct MirrorRequest {
@@ -103,9 +102,6 @@ struct Mirror<'a> {
     /// registry would not list them (a push-only credential): then every tag is looked up.
     source_tags: Option<HashSet<String>>,
     dest_tags: Option<HashSet<String>>,
-    /// Cleared once the source has answered that it has no referrers API, so the other
-    /// subjects go straight to the fallback tag.
-    source_referrers_api: AtomicBool,
     /// Blobs of attachments already being sent (see [`copy_graph_for_tag`]).
     claimed_blobs: Mutex<HashSet<Digest>>,
     jobs: usize,
@@ -187,15 +183,8 @@ impl Mirror<'_> {
                 });
         }
 
-        let lookup = referrers::Lookup {
-            try_api: self.source_referrers_api.load(Ordering::Relaxed),
-            tags: self.source_tags.as_ref(),
-        };
-        let listing = referrers::list_with(self.src, subject, &lookup).await?;
-        if !listing.api_answered {
-            self.source_referrers_api.store(false, Ordering::Relaxed);
-        }
-        let (referrers, exact_index) = (listing.referrers, listing.exact_index);
+        let (referrers, exact_index) =
+            referrers::list_with(self.src, subject, self.source_tags.as_ref()).await?;
         if !referrers.is_empty() {
             for referrer in &referrers {
                 found.push(referrer.digest.clone());
@@ -378,7 +367,6 @@ pub async fn mirror(
         dst: dst.as_ref(),
         source_tags,
         dest_tags,
-        source_referrers_api: AtomicBool::new(true),
         claimed_blobs: Mutex::default(),
         jobs: request.jobs.max(1),
         progress,

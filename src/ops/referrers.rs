@@ -19,72 +19,31 @@ pub async fn list(
     store: &dyn Store,
     subject: &Digest,
 ) -> Result<(Vec<Descriptor>, Option<RawManifest>)> {
-    let listing = list_with(store, subject, &Lookup::default()).await?;
-    Ok((listing.referrers, listing.exact_index))
+    list_with(store, subject, None).await
 }
 
-/// What a caller already knows about a store, to spare requests when listing referrers of
-/// many subjects.
-pub struct Lookup<'a> {
-    /// false once the store has shown it has no referrers API.
-    pub try_api: bool,
-    /// The store's tags, when listed: a fallback tag not among them is not fetched.
-    pub tags: Option<&'a HashSet<String>>,
-}
-
-impl Default for Lookup<'_> {
-    fn default() -> Self {
-        Lookup {
-            try_api: true,
-            tags: None,
-        }
-    }
-}
-
-pub struct Listing {
-    pub referrers: Vec<Descriptor>,
-    /// The fallback index's exact bytes, when that is where the referrers came from.
-    pub exact_index: Option<RawManifest>,
-    /// Whether the referrers API answered (false: no API, or not asked).
-    pub api_answered: bool,
-}
-
-/// [`list`], using what `lookup` says is already known.
+/// [`list`] for a caller that has listed the store's `tags`: a fallback tag not among them
+/// is not fetched. (Whether the store has the referrers API, it remembers itself.)
 pub async fn list_with(
     store: &dyn Store,
     subject: &Digest,
-    lookup: &Lookup<'_>,
-) -> Result<Listing> {
-    if lookup.try_api {
-        if let Some(found) = store.referrers(subject).await? {
-            return Ok(Listing {
-                referrers: found,
-                exact_index: None,
-                api_answered: true,
-            });
-        }
+    tags: Option<&HashSet<String>>,
+) -> Result<(Vec<Descriptor>, Option<RawManifest>)> {
+    if let Some(found) = store.referrers(subject).await? {
+        return Ok((found, None));
     }
-    let none = Listing {
-        referrers: Vec::new(),
-        exact_index: None,
-        api_answered: false,
-    };
     let tag = fallback_tag(subject);
-    if lookup.tags.is_some_and(|tags| !tags.contains(&tag)) {
-        return Ok(none);
+    if tags.is_some_and(|tags| !tags.contains(&tag)) {
+        return Ok((Vec::new(), None));
     }
     let Some(index) = store.get_manifest(ManifestRef::Tag(&tag)).await? else {
-        return Ok(none);
+        return Ok((Vec::new(), None));
     };
     match index.parse()? {
-        Manifest::Index(i) => Ok(Listing {
-            referrers: i.manifests,
-            exact_index: Some(index),
-            api_answered: false,
-        }),
+        Manifest::Index(i) => Ok((i.manifests, Some(index))),
         // A tag of that name that is not an index is not a referrers index (cosign copy writes
         // such tags for images); ignore it.
-        Manifest::Image(_) => Ok(none),
+        Manifest::Image(_) => Ok((Vec::new(), None)),
     }
 }
 
