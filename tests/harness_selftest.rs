@@ -563,3 +563,28 @@ fn skopeo_copies_generated_layouts() {
         assert_in_registry(&registry, name, "v1", &built);
     }
 }
+
+#[test]
+fn bounded_run_kills_at_the_limit_and_measures_memory() {
+    use common::hostile::run_bounded;
+    use std::time::Duration;
+
+    let slow = run_bounded(Command::new("sleep").arg("30"), Duration::from_millis(300));
+    assert!(slow.killed, "sleep 30 was not killed");
+    assert!(slow.elapsed < Duration::from_secs(10));
+    assert!(!slow.output.status.success());
+
+    // python allocating ~300 MiB and touching it: the peak must show it.
+    let big = run_bounded(
+        Command::new("python3").args(["-c", "b = bytearray(300 << 20); print(len(b))"]),
+        Duration::from_secs(60),
+    );
+    assert!(big.output.status.success(), "{}", big.stderr());
+    assert!(!big.killed);
+    assert!(
+        big.peak_rss_kib > 300 * 1024,
+        "peak {} KiB for a 300 MiB buffer",
+        big.peak_rss_kib
+    );
+    assert_eq!(big.stdout().trim(), (300u64 << 20).to_string());
+}

@@ -12,6 +12,7 @@
 //! - a tiny HTTP/1.1 client over `std::net::TcpStream` ([`http_request`]).
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod keys;
 pub mod proxy;
 pub mod standin;

@@ -1,0 +1,171 @@
+//! Running wharf against hostile input: a bounded run that measures what the process cost
+//! (wall time, peak memory) and the checks every refusal must pass.
+//!
+//! A refusal is one `wharf: error:` line naming what was wrong and where, a non-zero exit,
+//! an end well inside the time limit and peak memory under [`MEMORY_LIMIT_KIB`], whatever
+//! the peer sent.
+
+use std::io::Read;
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Peak resident memory a wharf process may reach on hostile input.
+pub const MEMORY_LIMIT_KIB: u64 = 256 * 1024;
+
+/// What a bounded run of a command cost and produced.
+#[derive(Debug)]
+pub struct BoundedRun {
+    pub output: Output,
+    /// Peak resident set size of the process, from the kernel's own accounting.
+    pub peak_rss_kib: u64,
+    pub elapsed: Duration,
+    /// The process was still running at the limit and was killed.
+    pub killed: bool,
+}
+
+impl BoundedRun {
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+}
+
+/// Runs `cmd` (stdin closed), killing it at `limit`, and measures its peak memory.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> BoundedRun {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn the command under test");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+
+    // The watchdog may kill only while the process is not yet reaped: the main thread waits
+    // for the exit without reaping (WNOWAIT), marks it exited under the lock, then reaps. A
+    // pid that could be reused is therefore never signalled.
+    let exited = Arc::new(Mutex::new(false));
+    let killed = Arc::new(Mutex::new(false));
+    let watchdog = {
+        let (exited, killed) = (exited.clone(), killed.clone());
+        thread::spawn(move || loop {
+            if *exited.lock().unwrap() {
+                return;
+            }
+            if start.elapsed() >= limit {
+                let done = exited.lock().unwrap();
+                if !*done {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    *killed.lock().unwrap() = true;
+                }
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        })
+    };
+
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        loop {
+            let rc = libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            );
+            if rc == 0 {
+                break;
+            }
+            assert_eq!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EINTR),
+                "waitid"
+            );
+        }
+    }
+    *exited.lock().unwrap() = true;
+    let elapsed = start.elapsed();
+    let mut status: libc::c_int = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4");
+    watchdog.join().unwrap();
+    let output = Output {
+        status: <ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(status),
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
+    // The Child handle must not wait again: the process is already reaped.
+    std::mem::forget(child);
+    let killed = *killed.lock().unwrap();
+    BoundedRun {
+        output,
+        peak_rss_kib: usage.ru_maxrss as u64,
+        elapsed,
+        killed,
+    }
+}
+
+/// The single `wharf: error:` line of a failed run; panics unless there is exactly one.
+pub fn error_line(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, the command succeeded:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("wharf: error:"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected exactly one `wharf: error:` line:\n{stderr}"
+    );
+    errors[0].to_string()
+}
+
+/// Asserts a hostile case was refused properly: ended by itself inside the limit, non-zero
+/// exit, one error line containing every one of `needles`, no control characters from the
+/// peer in it, and peak memory under [`MEMORY_LIMIT_KIB`]. Returns the error line.
+pub fn assert_refused(run: &BoundedRun, needles: &[&str]) -> String {
+    assert!(
+        !run.killed,
+        "still running after {:?} (killed); stderr so far:\n{}",
+        run.elapsed,
+        run.stderr()
+    );
+    let line = error_line(&run.output);
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "the error line does not name {needle:?}: {line}"
+        );
+    }
+    assert!(
+        !line.chars().any(|c| c.is_control() && c != '\t'),
+        "control characters in the error line: {line:?}"
+    );
+    assert!(
+        run.peak_rss_kib < MEMORY_LIMIT_KIB,
+        "peak memory {} MiB, limit {} MiB",
+        run.peak_rss_kib / 1024,
+        MEMORY_LIMIT_KIB / 1024
+    );
+    line
+}
