@@ -247,21 +247,6 @@ fn subjects(statement: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// A failure's single `wharf: error:` line.
-fn error_line(out: &Output) -> String {
-    let stderr = stderr_of(out);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("wharf: error:"))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "expected one `wharf: error:` line:\n{stderr}"
-    );
-    errors[0].to_string()
-}
-
 /// Runs a `wharf verify-attestation` expecting failure with nothing on stdout; returns the
 /// error line.
 fn verify_fails(cmd: &mut Command) -> String {

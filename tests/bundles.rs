@@ -276,21 +276,6 @@ fn wharf_statements(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// A failure's single `wharf: error:` line.
-fn error_line(out: &Output) -> String {
-    let stderr = stderr_of(out);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("wharf: error:"))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "expected one `wharf: error:` line:\n{stderr}"
-    );
-    errors[0].to_string()
-}
-
 /// Checks one fallback-index entry and the referrer manifest it names: a Sigstore bundle
 /// referrer of `subject` with `predicate_type`.
 fn check_referrer(reg: &Registry, name: &str, subject: &str, entry: &Value, predicate_type: &str) {

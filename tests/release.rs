@@ -106,22 +106,6 @@ fn release_json(config: &Path, extra: &[&str]) -> Value {
     parse_json(&out)
 }
 
-/// The one `wharf: error:` line of a failed command (stdout may hold `::error::` lines).
-fn error_line(out: &Output) -> String {
-    assert!(!out.status.success());
-    let stderr = stderr_of(out);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("wharf: error:"))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "expected exactly one `wharf: error:` line:\n{stderr}"
-    );
-    errors[0].to_string()
-}
-
 // ---------------------------------------------------------------------------------------
 // Keys, layouts, configs
 // ---------------------------------------------------------------------------------------

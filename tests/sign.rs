@@ -214,21 +214,6 @@ fn verified_digests(out: &Output) -> BTreeSet<String> {
         .collect()
 }
 
-/// A failure's single `wharf: error:` line.
-fn error_line(out: &Output) -> String {
-    let stderr = stderr_of(out);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("wharf: error:"))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "expected one `wharf: error:` line:\n{stderr}"
-    );
-    errors[0].to_string()
-}
-
 /// Runs `wharf verify` expecting failure; returns the error line.
 fn verify_fails(key: &Key, image: &str) -> String {
     let out = run_fail(&mut wharf_verify(key, image));

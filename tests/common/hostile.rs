@@ -5,6 +5,7 @@
 //! an end well inside the time limit and peak memory under [`MEMORY_LIMIT_KIB`], whatever
 //! the peer sent.
 
+use super::error_line;
 use std::io::Read;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -118,26 +119,6 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> BoundedRun {
         elapsed,
         killed,
     }
-}
-
-/// The single `wharf: error:` line of a failed run; panics unless there is exactly one.
-pub fn error_line(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected a failure, the command succeeded:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("wharf: error:"))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "expected exactly one `wharf: error:` line:\n{stderr}"
-    );
-    errors[0].to_string()
 }
 
 /// Asserts a hostile case was refused properly: ended by itself inside the limit, non-zero

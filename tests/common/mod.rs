@@ -113,6 +113,26 @@ pub fn run_fail(cmd: &mut Command) -> Output {
     out
 }
 
+/// The single `wharf: error:` line of a failed run; panics unless there is exactly one.
+pub fn error_line(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, the command succeeded:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("wharf: error:"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected exactly one `wharf: error:` line:\n{stderr}"
+    );
+    errors[0].to_string()
+}
+
 /// Lossy UTF-8 stdout of a finished command.
 pub fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
