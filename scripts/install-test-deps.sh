@@ -197,10 +197,11 @@ ensure_node_and_python_deps() {
     # cyclonedx-python-lib ships; format-nongpl adds the date-time/iri format checkers.
     # sigstore (sigstore-python) verifies wharf's Sigstore bundles independently.
     # pyyaml parses the generated admission policies and the workflow files.
-    if ! python3 -c 'import jsonschema, cyclonedx, rfc3339_validator, sigstore, yaml' 2>/dev/null; then
-        log "pip install jsonschema cyclonedx-python-lib sigstore pyyaml"
+    # tuf (python-tuf) builds the TUF repositories the trust-root tests serve (tests/tuf-repo.py).
+    if ! python3 -c 'import jsonschema, cyclonedx, rfc3339_validator, sigstore, yaml, tuf' 2>/dev/null; then
+        log "pip install jsonschema cyclonedx-python-lib sigstore pyyaml tuf"
         python3 -m pip install -q --root-user-action=ignore 'cyclonedx-python-lib>=7,<12' \
-            'jsonschema[format-nongpl]>=4.18' 'sigstore>=4,<5' 'pyyaml>=6' >&2 </dev/null \
+            'jsonschema[format-nongpl]>=4.18' 'sigstore>=4,<5' 'pyyaml>=6' 'tuf>=5,<8' >&2 </dev/null \
             || die "pip install failed"
     fi
 }

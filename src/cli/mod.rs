@@ -9,6 +9,7 @@ mod push;
 mod release;
 mod sbom;
 mod sign;
+mod trust;
 
 use crate::store::credentials::{CredentialSource, Credentials, Secret};
 use crate::store::registry::{InsecureRegistries, RegistryOptions};
@@ -101,6 +102,7 @@ pub enum Command {
     Sbom(sbom::SbomArgs),
     Tree(sbom::TreeArgs),
     Key(key::KeyArgs),
+    Trust(trust::TrustArgs),
     /// Generate a cosign-compatible key pair (same as `wharf key generate`).
     GenerateKeyPair(key::GenerateArgs),
 }
@@ -191,6 +193,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sbom(args) => sbom::run(args, &cli.global).await,
         Command::Tree(args) => sbom::run_tree(args, &cli.global).await,
         Command::Key(args) => key::run(args, &cli.global),
+        Command::Trust(args) => trust::run(args, &cli.global).await,
         Command::GenerateKeyPair(args) => key::generate(args, &cli.global),
     }
 }

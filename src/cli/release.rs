@@ -1,6 +1,7 @@
 //! `wharf release`.
 
 use super::key::{load_private_key, load_public_key, PasswordArgs};
+use super::trust::TufArgs;
 use super::{default_jobs, github, GlobalArgs, OutputFormat};
 use crate::cosign::provenance;
 use crate::ops::release::{plan, release, ReleaseInputs, ReleaseReport};
@@ -50,6 +51,9 @@ pub struct ReleaseArgs {
     /// How many transfers and signatures at once.
     #[arg(long, short = 'j', default_value_t = default_jobs(), value_name = "N")]
     pub jobs: usize,
+
+    #[command(flatten)]
+    pub tuf: TufArgs,
 }
 
 pub fn load_config(path: &std::path::Path, sets: &[String]) -> Result<ReleaseConfig> {
@@ -110,9 +114,14 @@ pub async fn run(args: &ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let password = PasswordArgs {
         password_file: config.signing.password_file.as_ref().map(PathBuf::from),
     };
+    let key_without_tlog = config.signing.key.is_some()
+        && !config.signing.tlog_upload
+        && config.verify.insecure_ignore_tlog;
     let trust = match &config.signing.trusted_root {
         Some(path) => TrustRoot::load(std::path::Path::new(path))?,
-        None => TrustRoot::public_good(),
+        // A key without the transparency log uses no Sigstore trust material: no TUF.
+        None if key_without_tlog => TrustRoot::public_good(),
+        None => super::trust::trust_root(None, &args.tuf).await?,
     };
     let policy = policy(&config, &password)?;
     let http = reqwest::Client::builder()

@@ -2,6 +2,7 @@
 //! groups they share: who signs (key or keyless) and who must have signed (the policy).
 
 use super::key::{load_private_key, load_public_key, PasswordArgs};
+use super::trust::TufArgs;
 use super::{default_signing_jobs, github, GlobalArgs};
 use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
@@ -26,9 +27,13 @@ use std::process::ExitCode;
 #[derive(Args, Debug, Clone)]
 pub struct SigstoreArgs {
     /// Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for a private Sigstore
-    /// or an air-gapped site. Default: the public-good instance's, built in.
+    /// or an air-gapped site; bypasses TUF. Default: the public-good instance's, kept current
+    /// through TUF (see `wharf trust`).
     #[arg(long, env = "WHARF_TRUSTED_ROOT", value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tuf: TufArgs,
 
     /// Rekor, the transparency log.
     #[arg(long, env = "WHARF_REKOR_URL", default_value = crate::sigstore::PUBLIC_REKOR_URL, value_name = "URL")]
@@ -36,11 +41,8 @@ pub struct SigstoreArgs {
 }
 
 impl SigstoreArgs {
-    pub fn trust_root(&self) -> Result<TrustRoot> {
-        match &self.trusted_root {
-            Some(path) => TrustRoot::load(path),
-            None => Ok(TrustRoot::public_good()),
-        }
+    pub async fn trust_root(&self) -> Result<TrustRoot> {
+        super::trust::trust_root(self.trusted_root.as_deref(), &self.tuf).await
     }
 }
 
@@ -113,7 +115,7 @@ impl SignerArgs {
                     explicit: self.identity_token.clone(),
                     audience: "sigstore".into(),
                 };
-                let trust = self.sigstore.trust_root()?;
+                let trust = self.sigstore.trust_root().await?;
                 let client = http.insert(sigstore_http()?);
                 let signer =
                     KeylessSigner::obtain(client, &self.fulcio_url, &tokens, &trust).await?;
@@ -506,7 +508,15 @@ async fn verify_request(
         digest,
         recursive,
         ignore_tlog: policy_args.insecure_ignore_tlog,
-        trust: policy_args.sigstore.trust_root()?,
+        trust: if policy_args.key.is_some()
+            && policy_args.insecure_ignore_tlog
+            && policy_args.sigstore.trusted_root.is_none()
+        {
+            // A key without the transparency log uses no Sigstore trust material: no TUF.
+            TrustRoot::public_good()
+        } else {
+            policy_args.sigstore.trust_root().await?
+        },
         accept: BundleFormat::Both,
         jobs,
     })

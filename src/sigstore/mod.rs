@@ -10,6 +10,7 @@ pub mod fulcio;
 pub mod oidc;
 pub mod rekor;
 pub mod trust;
+pub mod tuf;
 
 /// The public-good Sigstore instance.
 pub const PUBLIC_FULCIO_URL: &str = "https://fulcio.sigstore.dev";

@@ -16,6 +16,7 @@ pub mod hostile;
 pub mod keys;
 pub mod proxy;
 pub mod standin;
+pub mod tuf;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -56,13 +57,21 @@ const HOST_ENV_REMOVED: &[&str] = &[
     "DOCKER_CONFIG",
     "WHARF_PASSWORD",
     "COSIGN_PASSWORD",
+    "WHARF_TRUSTED_ROOT",
+    "WHARF_TUF_ROOT",
 ];
 
-/// A `Command` for the `wharf` binary under test, with `NO_COLOR=1` and the host variables
-/// in [`HOST_ENV_REMOVED`] removed.
+/// Where [`wharf`] points the TUF repository of the Sigstore trust root: a loopback port
+/// nothing listens on, so no test ever reaches the public-good repository on the internet
+/// (commands then fall back to the built-in root with a warning, as offline).
+pub const UNREACHABLE_TUF_URL: &str = "http://127.0.0.1:1";
+
+/// A `Command` for the `wharf` binary under test, with `NO_COLOR=1`, the host variables
+/// in [`HOST_ENV_REMOVED`] removed and the TUF repository at [`UNREACHABLE_TUF_URL`].
 pub fn wharf() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
     cmd.env("NO_COLOR", "1");
+    cmd.env("WHARF_TUF_URL", UNREACHABLE_TUF_URL);
     for var in HOST_ENV_REMOVED {
         cmd.env_remove(var);
     }

@@ -1,0 +1,224 @@
+//! `wharf trust update|show`, and the one place commands get their Sigstore trust root from:
+//! a `--trusted-root` file, else the TUF-refreshed cache (see `sigstore::tuf`).
+
+use super::GlobalArgs;
+use crate::sigstore::trust::TrustRoot;
+use crate::sigstore::tuf::{
+    default_cache_home, Bounds, TrustMaterial, TufClient, TufRepository, TufStatus,
+};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Where the Sigstore trust root is refreshed from.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TufArgs {
+    /// TUF repository serving the Sigstore trust root (trusted_root.json). Default: the
+    /// public-good instance's, https://tuf-repo-cdn.sigstore.dev (or a mirror of it given here).
+    #[arg(long, env = "WHARF_TUF_URL", value_name = "URL")]
+    pub tuf_url: Option<String>,
+
+    /// The root.json a private Sigstore deployment's TUF repository is first trusted from
+    /// (newer roots are fetched and checked against it). Default: the public-good root,
+    /// built in.
+    #[arg(long, env = "WHARF_TUF_ROOT", value_name = "FILE")]
+    pub tuf_root: Option<PathBuf>,
+}
+
+impl TufArgs {
+    pub fn client(&self) -> Result<TufClient> {
+        let initial_root = self
+            .tuf_root
+            .as_ref()
+            .map(|path| {
+                read_small(path, 1024 * 1024)
+                    .with_context(|| format!("cannot read the TUF root {}", path.display()))
+            })
+            .transpose()?;
+        let repo = TufRepository::new(self.tuf_url.as_deref(), initial_root)?;
+        TufClient::new(repo, &default_cache_home()?, Bounds::default())
+    }
+
+    /// The current trusted root through TUF: the fresh cache, else a refresh, else a
+    /// fallback announced by one warning line on stderr.
+    pub async fn current(&self) -> Result<TrustMaterial> {
+        let material = self.client()?.current().await?;
+        if let Some(warning) = &material.warning {
+            eprintln!("wharf: warning: {warning}");
+        }
+        Ok(material)
+    }
+}
+
+/// The Sigstore trust root for a command: `trusted_root` when given (TUF is not used), else
+/// the current one through TUF.
+pub async fn trust_root(trusted_root: Option<&Path>, tuf: &TufArgs) -> Result<TrustRoot> {
+    match trusted_root {
+        Some(path) => TrustRoot::load(path),
+        None => {
+            let material = tuf.current().await?;
+            TrustRoot::from_json(&material.trusted_root).context("the Sigstore trusted root")
+        }
+    }
+}
+
+fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    anyhow::ensure!(bytes.len() as u64 <= limit, "larger than {limit} bytes");
+    Ok(bytes)
+}
+
+/// Show or refresh the Sigstore trust root (Fulcio CAs, Rekor and CT log keys).
+///
+/// The trust root is Sigstore's trusted_root.json, kept current through TUF: fetched and
+/// verified from the TUF repository, cached under $XDG_CACHE_HOME/wharf/tuf (or
+/// ~/.cache/wharf/tuf), and refreshed automatically once the cached TUF timestamp has expired.
+/// --trusted-root FILE on a command bypasses all of this.
+#[derive(Args, Debug)]
+pub struct TrustArgs {
+    #[command(subcommand)]
+    pub command: TrustCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrustCommand {
+    /// Fetch and verify the current trust root from the TUF repository now, and cache it.
+    Update(TufArgs),
+    /// Print where the trust root commands use comes from (no network).
+    Show(ShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// A trusted_root.json that commands are given instead (bypasses TUF).
+    #[arg(long, env = "WHARF_TRUSTED_ROOT", value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tuf: TufArgs,
+}
+
+pub async fn run(args: &TrustArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    match &args.command {
+        TrustCommand::Update(tuf) => update(tuf, global).await,
+        TrustCommand::Show(show_args) => show(show_args, global),
+    }
+}
+
+async fn update(tuf: &TufArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let status = tuf.client()?.update().await?;
+    global.print(&status, || {
+        format!(
+            "updated the Sigstore trust root from {}\n{}",
+            status.repository,
+            describe(&status)
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the trust root comes from, as `wharf trust show --output json` prints it.
+#[derive(Serialize)]
+struct ShowReport {
+    /// `file` (--trusted-root), `tuf-cache`, or `not-cached` (the next command fetches it).
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_root_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tuf: Option<TufStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository: Option<String>,
+}
+
+fn show(args: &ShowArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    if let Some(path) = &args.trusted_root {
+        let bytes = read_small(path, 16 * 1024 * 1024)
+            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
+        TrustRoot::from_json(&bytes).with_context(|| format!("trusted root {}", path.display()))?;
+        let report = ShowReport {
+            source: "file",
+            file: Some(path.clone()),
+            trusted_root_sha256: Some(hex::encode(Sha256::digest(&bytes))),
+            tuf: None,
+            repository: None,
+        };
+        global.print(&report, || {
+            format!(
+                "trusted root: {} (--trusted-root; TUF is not used)\n",
+                path.display()
+            )
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = args.tuf.client()?;
+    let url = client.repository().url().to_string();
+    match client.status()? {
+        Some(status) => {
+            let report = ShowReport {
+                source: "tuf-cache",
+                file: None,
+                trusted_root_sha256: Some(status.trusted_root_sha256.clone()),
+                tuf: Some(status.clone()),
+                repository: Some(url),
+            };
+            global.print(&report, || {
+                let next = if status.fresh {
+                    "fresh: used without asking the repository until it expires"
+                } else {
+                    "expired: the next command that needs it refreshes it"
+                };
+                format!(
+                    "trusted root: TUF repository {}\n{}  {next}\n",
+                    status.repository,
+                    describe(&status)
+                )
+            })?;
+        }
+        None => {
+            let report = ShowReport {
+                source: "not-cached",
+                file: None,
+                trusted_root_sha256: None,
+                tuf: None,
+                repository: Some(url.clone()),
+            };
+            global.print(&report, || {
+                format!(
+                    "trusted root: nothing cached yet for the TUF repository {url}\n  \
+                     the next command that needs it fetches it (`wharf trust update` does it now)\n"
+                )
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(status: &TufStatus) -> String {
+    let v = &status.versions;
+    format!(
+        "  cached:   {} (updated {})\n  versions: root {}, timestamp {}, snapshot {}, targets {}\n  \
+         expires:  {}\n  trusted_root.json sha256: {}{}\n",
+        status.cache_file.display(),
+        status.updated,
+        v.root,
+        v.timestamp,
+        v.snapshot,
+        v.targets,
+        status.expires,
+        status.trusted_root_sha256,
+        if status.signing_config {
+            "\n  signing config: cached"
+        } else {
+            ""
+        }
+    )
+}
