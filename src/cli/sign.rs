@@ -305,6 +305,9 @@ pub struct SignArgs {
 
     #[command(flatten)]
     pub signer: SignerArgs,
+
+    #[command(flatten)]
+    pub assume_yes: super::compat::AssumeYes,
 }
 
 /// Verify an image's signatures, fail-closed.
@@ -381,6 +384,9 @@ pub struct AttestArgs {
 
     #[command(flatten)]
     pub signer: SignerArgs,
+
+    #[command(flatten)]
+    pub assume_yes: super::compat::AssumeYes,
 }
 
 /// Verify an image's attestations and print them, fail-closed.
