@@ -1,4 +1,15 @@
-# wharf's own image: a static-enough binary on a distroless base.
+# wharf's own image.
+#
+#   docker build .                  # from source (the last stage, the default)
+#   docker buildx build --target release --platform linux/amd64,linux/arm64 .
+#                                   # from the release workflow's static binaries, placed at
+#                                   # image-bin/<arch>/wharf (what .github/workflows/release.yml does)
+
+FROM gcr.io/distroless/static-debian12 AS release
+ARG TARGETARCH
+COPY image-bin/${TARGETARCH}/wharf /usr/local/bin/wharf
+ENTRYPOINT ["/usr/local/bin/wharf"]
+
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -3,6 +3,7 @@
 #
 #  * Debian packages (from the machine's configured bookworm sources):
 #      docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates
+#      binutils groff-base (renders the generated manual pages)
 #  * cosign and oras: not in bookworm, so they are taken from Debian trixie.
 #    A trixie apt source (pinned at priority 1, so nothing is ever installed or
 #    upgraded from it by accident) is added next to the machine's own source,
@@ -16,7 +17,7 @@
 # When everything is already present this does no apt-get call at all.
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates binutils)
+APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates binutils groff-base)
 TOOL_PACKAGES=(cosign oras)
 
 WHARF_TOOLS_DIR="${WHARF_TOOLS_DIR:-${HOME:-/root}/.cache/wharf/tools}"
@@ -203,6 +204,13 @@ ensure_node_and_python_deps() {
         python3 -m pip install -q --root-user-action=ignore 'cyclonedx-python-lib>=7,<12' \
             'jsonschema[format-nongpl]>=4.18' 'sigstore>=4,<5' 'pyyaml>=6' 'tuf>=5,<8' >&2 </dev/null \
             || die "pip install failed"
+    fi
+    # zizmor audits the workflows and action.yml (offline) for GitHub Actions pitfalls.
+    if ! command -v zizmor >/dev/null 2>&1; then
+        log "pip install zizmor"
+        python3 -m pip install -q --root-user-action=ignore 'zizmor>=1.32,<2' >&2 </dev/null \
+            || die "pip install zizmor failed"
+        command -v zizmor >/dev/null 2>&1 || die "zizmor is not on PATH after pip install"
     fi
 }
 

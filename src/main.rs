@@ -1,8 +1,8 @@
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = wharf::cli::Cli::parse();
+    wharf::cli::closed_pipe::install();
+    let cli = wharf::cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

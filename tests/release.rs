@@ -1491,52 +1491,6 @@ fn github_actions_outputs_summary_and_error_annotation() {
 // 8. Admission policies and the verification guide
 // ---------------------------------------------------------------------------------------
 
-/// Parses YAML (every document) with PyYAML's `safe_load_all`; the documents as JSON.
-fn yaml(text: &str) -> Vec<Value> {
-    let python = require_tool("python3");
-    let probe = Command::new(&python)
-        .args(["-c", "import yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        probe.status.success(),
-        "PyYAML is missing (python3 -m pip install pyyaml; scripts/install-test-deps.sh should install it)"
-    );
-    let mut child = Command::new(&python)
-        .args([
-            "-c",
-            "import json, sys, yaml\njson.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout, default=str)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "not YAML: {}\n--- text ---\n{text}",
-        stderr_of(&out)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn yaml_file(path: &Path) -> Value {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut docs = yaml(&text);
-    assert_eq!(docs.len(), 1, "{}: one YAML document", path.display());
-    docs.remove(0)
-}
-
 #[test]
 fn admission_policies_parse_and_name_the_release() {
     let tmp = tempdir();
@@ -1791,17 +1745,35 @@ fn release_workflow_is_keyless_tag_triggered_and_runs_wharf_release() {
         tags.as_array().is_some_and(|t| !t.is_empty()),
         "not triggered by tags: {wf:#}"
     );
-    let permissions = |p: &Value| p["id-token"] == "write" && p["packages"] == "write";
-    let top = permissions(&wf["permissions"]);
-    let jobs_ok = wf["jobs"]
-        .as_object()
-        .unwrap()
-        .values()
-        .all(|j| permissions(&j["permissions"]) || (top && j["permissions"].is_null()));
-    assert!(
-        jobs_ok,
-        "release needs permissions id-token: write and packages: write: {wf:#}"
+    // Least privilege: nothing granted workflow-wide, each job its own permissions; the job
+    // that runs `wharf release` signs keylessly and pushes to GHCR, and no other job may push
+    // packages.
+    assert_eq!(
+        wf["permissions"],
+        serde_json::json!({}),
+        "workflow-wide permissions"
     );
+    let jobs = wf["jobs"].as_object().unwrap();
+    for (name, job) in jobs {
+        assert!(
+            job["permissions"].is_object(),
+            "job {name} has no permissions of its own"
+        );
+        let runs_release = job["steps"].as_array().unwrap().iter().any(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("wharf release --config"))
+        });
+        let p = &job["permissions"];
+        if runs_release {
+            assert!(
+                p["id-token"] == "write" && p["packages"] == "write",
+                "job {name} runs wharf release: needs id-token: write and packages: write: {p}"
+            );
+        } else {
+            assert!(p["packages"].is_null(), "job {name} may push packages: {p}");
+        }
+    }
     let runs = workflow_runs(&wf);
     let release = runs
         .iter()

@@ -48,8 +48,8 @@ pub struct PublicArgs {
     #[arg(long, value_name = "KEY")]
     pub key: String,
 
-    /// Write to this file instead of standard output.
-    #[arg(long, value_name = "FILE")]
+    /// Write to this file instead of standard output (cosign: --outfile).
+    #[arg(long, alias = "outfile", value_name = "FILE")]
     pub output_file: Option<PathBuf>,
 
     #[command(flatten)]
@@ -136,16 +136,7 @@ pub fn load_public_key(reference: &str, password: &PasswordArgs) -> Result<p256:
 pub fn run(args: &KeyArgs, global: &GlobalArgs) -> Result<ExitCode> {
     match &args.command {
         KeyCommand::Generate(a) => generate(a, global),
-        KeyCommand::Public(a) => {
-            let key = load_private_key(&a.key, &a.password)?;
-            let pem = keys::public_key_pem(&key.public_key());
-            match &a.output_file {
-                Some(path) => std::fs::write(path, &pem)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
-                None => print!("{pem}"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        KeyCommand::Public(a) => public(a),
         KeyCommand::Fingerprint(a) => {
             let key = load_public_key(&a.key, &a.password)?;
             let fp = keys::fingerprint(&key);
@@ -153,6 +144,18 @@ pub fn run(args: &KeyArgs, global: &GlobalArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `wharf key public` and its cosign name, `wharf public-key`.
+pub fn public(args: &PublicArgs) -> Result<ExitCode> {
+    let key = load_private_key(&args.key, &args.password)?;
+    let pem = keys::public_key_pem(&key.public_key());
+    match &args.output_file {
+        Some(path) => std::fs::write(path, &pem)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{pem}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn generate(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {

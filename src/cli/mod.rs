@@ -1,5 +1,8 @@
 //! The command line: parses arguments, calls an operation, prints its report. No logic of its own.
 
+pub mod closed_pipe;
+mod compat;
+mod distribution;
 mod docs;
 mod github;
 mod key;
@@ -16,7 +19,7 @@ use crate::store::registry::{InsecureRegistries, RegistryOptions};
 use crate::store::Stores;
 use crate::ui::Progress;
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -32,7 +35,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(
     name = "wharf",
-    version,
+    version = distribution::VERSION,
+    long_version = distribution::LONG_VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -58,8 +62,9 @@ pub struct GlobalArgs {
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,
 
-    /// Allow plain HTTP or unverified TLS for every registry (as cosign's flag of this name).
-    #[arg(long, global = true)]
+    /// Allow plain HTTP or unverified TLS for every registry (as cosign's flag of this name;
+    /// cosign's --allow-http-registry is accepted as the same).
+    #[arg(long, global = true, alias = "allow-http-registry")]
     pub allow_insecure_registry: bool,
 
     /// Registry username, used for every registry instead of the Docker config.
@@ -105,6 +110,29 @@ pub enum Command {
     Trust(trust::TrustArgs),
     /// Generate a cosign-compatible key pair (same as `wharf key generate`).
     GenerateKeyPair(key::GenerateArgs),
+    /// Print the public key (PEM) of a private key (same as `wharf key public`).
+    PublicKey(key::PublicArgs),
+    Completion(distribution::CompletionArgs),
+    Man(distribution::ManArgs),
+}
+
+/// The command line as wharf parses it: the clap definitions below, with every on/off switch
+/// also taking `=true`/`=false` as cosign's do. Completions and manual pages come from here too.
+pub fn command() -> clap::Command {
+    compat::cosign_booleans(Cli::command())
+}
+
+/// Parses the process's arguments with [`command`]; prints help, version or a usage error and
+/// exits when that is what they ask for (SIGPIPE when the reader of that output is gone).
+pub fn parse() -> Cli {
+    let exit = |err: clap::Error| -> ! {
+        if let Err(e) = err.print() {
+            let _ = closed_pipe::or_die_of_closed_pipe(Err(e));
+        }
+        std::process::exit(err.exit_code())
+    };
+    let matches = command().try_get_matches().unwrap_or_else(|e| exit(e));
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit(e.format(&mut command())))
 }
 
 impl GlobalArgs {
@@ -195,6 +223,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(args) => key::run(args, &cli.global),
         Command::Trust(args) => trust::run(args, &cli.global).await,
         Command::GenerateKeyPair(args) => key::generate(args, &cli.global),
+        Command::PublicKey(args) => key::public(args),
+        Command::Completion(args) => distribution::run_completion(args),
+        Command::Man(args) => distribution::run_man(args, &cli.global),
     }
 }
 
@@ -224,5 +255,6 @@ mod tests {
     fn command_line_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }

@@ -307,6 +307,9 @@ pub struct SignArgs {
 
     #[command(flatten)]
     pub signer: SignerArgs,
+
+    #[command(flatten)]
+    pub assume_yes: super::compat::AssumeYes,
 }
 
 /// Verify an image's signatures, fail-closed.
@@ -383,6 +386,9 @@ pub struct AttestArgs {
 
     #[command(flatten)]
     pub signer: SignerArgs,
+
+    #[command(flatten)]
+    pub assume_yes: super::compat::AssumeYes,
 }
 
 /// Verify an image's attestations and print them, fail-closed.

@@ -191,6 +191,58 @@ fn describe_run(cmd: &Command, out: &Output) -> String {
     )
 }
 
+// ---------------------------------------------------------------------------------------
+// YAML (workflows, the action, admission policies)
+// ---------------------------------------------------------------------------------------
+
+/// Parses YAML (every document) with PyYAML's `safe_load_all`; the documents as JSON.
+pub fn yaml(text: &str) -> Vec<serde_json::Value> {
+    let python = require_tool("python3");
+    let probe = Command::new(&python)
+        .args(["-c", "import yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "PyYAML is missing (python3 -m pip install pyyaml; scripts/install-test-deps.sh should install it)"
+    );
+    let mut child = Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys, yaml\njson.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout, default=str)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not YAML: {}\n--- text ---\n{text}",
+        stderr_of(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn yaml_file(path: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut docs = yaml(&text);
+    assert_eq!(docs.len(), 1, "{}: one YAML document", path.display());
+    docs.remove(0)
+}
+
+// ---------------------------------------------------------------------------------------
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; another process may
 /// still grab it before the caller binds, so callers should retry on "address in use").
 pub fn free_port() -> u16 {
