@@ -11,10 +11,10 @@ use crate::ops::sign::{sign_staged, stage, targets, SignRequest, Tlog};
 use crate::ops::verify::{verify, Policy, VerifyRequest};
 use crate::sign::keyless::KeylessSigner;
 use crate::sign::{KeySigner, Signer};
-use crate::sigstore::cert::IdentityPolicy;
 use crate::sigstore::oidc::TokenSource;
 use crate::sigstore::trust::TrustRoot;
 use crate::store::{resolve_reference, Store};
+use crate::verify::{FullMatch, IdentityPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
@@ -51,12 +51,6 @@ pub struct SignerArgs {
     /// is keyless.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-
-    /// How to store signatures and attestations: legacy (cosign 2.x's sha256-<hex>.sig/.att
-    /// tags, read by cosign 2 and 3, skopeo and policy controllers), bundle (Sigstore bundle
-    /// v0.3 as an OCI referrer, what cosign 3 and GitHub attestations write), or both.
-    #[arg(long, value_enum, default_value_t = BundleFormat::Legacy, env = "WHARF_BUNDLE_FORMAT", value_name = "FORMAT")]
-    pub bundle_format: BundleFormat,
 
     /// Upload to the Rekor transparency log (as cosign does by default). Keyless needs it.
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
@@ -187,6 +181,11 @@ pub struct PolicyArgs {
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub insecure_ignore_tlog: bool,
 
+    /// Accept a keyless certificate without checking its SCT (proof that it was logged in
+    /// certificate transparency). Only for a trusted root that lists no CT log.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    pub insecure_ignore_sct: bool,
+
     #[command(flatten)]
     pub sigstore: SigstoreArgs,
 
@@ -194,12 +193,11 @@ pub struct PolicyArgs {
     pub password: PasswordArgs,
 }
 
-fn regex(flag: &str, value: &Option<String>) -> Result<Option<regex::Regex>> {
+fn regex(flag: &str, value: &Option<String>) -> Result<Option<FullMatch>> {
     value
         .as_deref()
         .map(|v| {
-            regex::Regex::new(v)
-                .map_err(|e| anyhow!("{flag} is not a valid regular expression: {e}"))
+            FullMatch::new(v).map_err(|e| anyhow!("{flag} is not a valid regular expression: {e}"))
         })
         .transpose()
 }
@@ -299,6 +297,12 @@ pub struct SignArgs {
     #[arg(long)]
     pub resolve_tag: bool,
 
+    /// How to store signatures and attestations: legacy (cosign 2.x's sha256-<hex>.sig/.att
+    /// tags, read by cosign 2 and 3, skopeo and policy controllers), bundle (Sigstore bundle
+    /// v0.3 as an OCI referrer, what cosign 3 and GitHub attestations write), or both.
+    #[arg(long, value_enum, default_value_t = BundleFormat::Legacy, env = "WHARF_BUNDLE_FORMAT", value_name = "FORMAT")]
+    pub bundle_format: BundleFormat,
+
     /// How many manifests to sign at once.
     #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
@@ -378,6 +382,12 @@ pub struct AttestArgs {
     /// Accept IMAGE:TAG: resolve the tag once and attest that digest.
     #[arg(long)]
     pub resolve_tag: bool,
+
+    /// How to store signatures and attestations: legacy (cosign 2.x's sha256-<hex>.sig/.att
+    /// tags, read by cosign 2 and 3, skopeo and policy controllers), bundle (Sigstore bundle
+    /// v0.3 as an OCI referrer, what cosign 3 and GitHub attestations write), or both.
+    #[arg(long, value_enum, default_value_t = BundleFormat::Legacy, env = "WHARF_BUNDLE_FORMAT", value_name = "FORMAT")]
+    pub bundle_format: BundleFormat,
 
     #[command(flatten)]
     pub signer: SignerArgs,
@@ -459,7 +469,7 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
             digest: digest.clone(),
             recursive: args.recursive,
             annotations,
-            format: args.signer.bundle_format,
+            format: args.bundle_format,
             jobs: args.jobs,
         };
         let targets = targets(store.as_ref(), &digest, args.recursive, args.jobs).await?;
@@ -506,6 +516,7 @@ async fn verify_request(
         digest,
         recursive,
         ignore_tlog: policy_args.insecure_ignore_tlog,
+        ignore_sct: policy_args.insecure_ignore_sct,
         trust: policy_args.sigstore.trust_root()?,
         accept: BundleFormat::Both,
         jobs,
@@ -563,7 +574,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
         predicate_type,
         predicate,
         replace: args.replace,
-        format: args.signer.bundle_format,
+        format: args.bundle_format,
     };
     let report = attest(store.as_ref(), signer.as_ref(), tlog.as_ref(), &request).await?;
     global.print(&report, || {
