@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::keys::{openssl_key, wharf_key, Key};
-use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER};
+use common::standin::{
+    cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER, OCTO_IDENTITY_REGEXP,
+};
 use common::*;
 use serde_json::Value;
 
-const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
 const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
 const SLSA1: &str = "https://slsa.dev/provenance/v1";
 
@@ -65,16 +66,8 @@ impl Setup {
         cmd
     }
 
-    /// `wharf verify-blob` (or `verify-blob-attestation`) with the octo-org identity policy.
     fn wharf_verify_octo(&self, verb: &str, bundle: &Path, artifact: &str) -> Command {
-        let mut cmd = wharf_clean();
-        cmd.arg(verb)
-            .args(["--trusted-root", s(&self.si.trusted_root)])
-            .args(["--certificate-identity-regexp", OCTO_IDENTITY_REGEXP])
-            .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
-            .args(["--bundle", s(bundle)])
-            .arg(artifact);
-        cmd
+        self.si.wharf_verify_blob(verb, bundle, artifact)
     }
 
     /// `wharf verify-blob --key`.

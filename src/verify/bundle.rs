@@ -3,7 +3,7 @@
 
 use super::evidence::{
     check_evidence, check_signature, Content, Context, Evidence, LogEvidence, Material,
-    ProofEvidence, Verified,
+    ProofEvidence, Verified, MAX_LOG_ENTRIES, MAX_TIMESTAMPS,
 };
 use super::policy::Policy;
 use super::rejection::{reject, Rejection, RejectionKind as Kind};
@@ -185,17 +185,30 @@ fn evidence(bundle: &SigstoreBundle, artifact: &[u8; 32]) -> Result<Evidence, Re
         }
     };
     let m = &bundle.verification_material;
+    if m.tlog_entries.len() > MAX_LOG_ENTRIES {
+        return malformed(format!(
+            "{} transparency log entries, more than {MAX_LOG_ENTRIES}",
+            m.tlog_entries.len()
+        ));
+    }
     let tlog = m
         .tlog_entries
         .iter()
-        .take(super::evidence::MAX_LOG_ENTRIES + 1)
         .map(log_evidence)
         .collect::<Result<Vec<_>, _>>()?;
-    let timestamps = m
+    let timestamps: Vec<_> = m
         .timestamp_verification_data
         .iter()
         .flat_map(|d| d.rfc3161_timestamps.iter())
-        .take(super::evidence::MAX_TIMESTAMPS + 1)
+        .collect();
+    if timestamps.len() > MAX_TIMESTAMPS {
+        return malformed(format!(
+            "{} signed timestamps, more than {MAX_TIMESTAMPS}",
+            timestamps.len()
+        ));
+    }
+    let timestamps = timestamps
+        .into_iter()
         .map(|t| b64(&t.signed_timestamp, "a signed timestamp"))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Evidence {

@@ -22,6 +22,9 @@ const STATE_TIMEOUT: Duration = Duration::from_secs(15);
 /// The OIDC issuer of GitHub Actions tokens (and of the stand-in's).
 pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
+/// A regexp matching the identity of the stand-in's default tokens.
+pub const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
+
 /// Host variables that would change how wharf, cosign or sigstore-python find tokens and trust.
 pub const SIGSTORE_ENV: &[&str] = &[
     "SIGSTORE_ID_TOKEN",
@@ -293,6 +296,27 @@ impl SigstoreStandIn {
                 GITHUB_ISSUER,
             ])
             .arg(file);
+        cmd
+    }
+
+    /// `wharf VERB --trusted-root … --certificate-identity-regexp OCTO --certificate-oidc-issuer
+    /// GITHUB --bundle B ARTIFACT` (VERB: `verify-blob` or `verify-blob-attestation`): a file
+    /// or `sha256:` digest checked against this stand-in's trust and default identity.
+    pub fn wharf_verify_blob(
+        &self,
+        verb: &str,
+        bundle: &Path,
+        artifact: impl AsRef<std::ffi::OsStr>,
+    ) -> Command {
+        let mut cmd = wharf_clean();
+        cmd.arg(verb)
+            .arg("--trusted-root")
+            .arg(&self.trusted_root)
+            .args(["--certificate-identity-regexp", OCTO_IDENTITY_REGEXP])
+            .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(artifact);
         cmd
     }
 
