@@ -545,6 +545,12 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
                 }
                 for m in &report.verified {
                     eprintln!("  verified {}{}", m.digest, platform_suffix(&m.platform));
+                    if m.candidates_not_examined > 0 {
+                        eprintln!(
+                            "    ({} more candidate(s) were not examined)",
+                            m.candidates_not_examined
+                        );
+                    }
                 }
             }
             // Like cosign: the verified payloads, as a JSON array, on standard output.
