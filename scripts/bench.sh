@@ -5,13 +5,15 @@
 #   scripts/bench.sh push      # wharf push vs skopeo copy vs oras cp
 #   scripts/bench.sh sign      # recursive sign / verify: wharf vs cosign at 2/8/32 platforms
 #   scripts/bench.sh mirror    # wharf mirror vs cosign copy vs oras cp -r vs skopeo copy
-#   scripts/bench.sh all       # the three in turn
+#   scripts/bench.sh blob      # verify-blob of a keyless bundle: wharf vs cosign vs sigstore-python
+#   scripts/bench.sh all       # the four in turn
 #
 # Tables go to stdout, progress to stderr.
 #
 # Environment:
 #   BENCH_RUNS        runs per tool (default 5); the tables show medians
 #   BENCH_PLATFORMS   sign: platform counts, each at least 2 (default "2 8 32")
+#   BENCH_BLOB_SIZES  blob: file sizes, bytes or with a K/M/G suffix (default "1K 256M")
 #   BENCH_DIR         work directory (default target/bench): generated layouts are kept in
 #                     BENCH_DIR/layouts (content is deterministic, so they are reused);
 #                     registry storage, keys and the mirror's 1 GiB layout are created
@@ -26,6 +28,7 @@ ROOT=$PWD
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
 BENCH_PLATFORMS=${BENCH_PLATFORMS:-2 8 32}
+BENCH_BLOB_SIZES=${BENCH_BLOB_SIZES:-1K 256M}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -871,12 +874,130 @@ cmd_mirror() {
     wall_rss_table "$big_results" wharf
 }
 
+# --- blob ------------------------------------------------------------------------------
+# A file of each size in BENCH_BLOB_SIZES is signed keylessly by `wharf sign-blob` against
+# the loopback Sigstore stand-in (tests/sigstore-stand-in: Fulcio, Rekor v1, OIDC), giving a
+# bundle v0.3 with a certificate, a SET and an inclusion proof. Then each tool verifies it
+# offline against the stand-in's trust, with the same identity policy:
+#   wharf verify-blob --trusted-root TR --certificate-identity ID --certificate-oidc-issuer I
+#   cosign verify-blob --new-bundle-format --trusted-root TR (empty TUF_ROOT) …
+#   python3 -m sigstore --trust-config TC verify identity --offline …
+# Each verification hashes the file itself.
+
+# blob_table RESULTS: size, tool, runs, median wall, median peak RSS, wall / wharf (lines
+# from `measure`, tools named SIZE/TOOL).
+blob_table() {
+    py "$1" <<'PY'
+rows = {}
+for line in open(sys.argv[1]):
+    size_tool, wall, rss = line.split()
+    size, tool = size_tool.split("/", 1)
+    rows.setdefault(size, {}).setdefault(tool, []).append((float(wall), int(rss)))
+print(f"{'file':>6}  {'tool':<16} {'runs':>4} {'median wall s':>14} {'median peak RSS MiB':>20} "
+      f"{'wall / wharf':>13}")
+for size, tools in rows.items():
+    base = median(w for w, _ in tools["wharf"])
+    for tool, samples in tools.items():
+        wall = median(w for w, _ in samples)
+        rss = median(r for _, r in samples) / 1024
+        print(f"{size:>6}  {tool:<16} {len(samples):>4} {wall:>14.3f} {rss:>20.1f} "
+              f"{wall / base:>13.2f}")
+PY
+}
+
+# start_standin DIR: runs the Sigstore stand-in with its trust files in DIR; sets SI_URL,
+# SI_STATE. Stopped when the subcommand ends.
+start_standin() {
+    local dir=$1 pid i
+    node tests/sigstore-stand-in/server.js --state "$dir/state.json" --port 0 \
+        >/dev/null 2>"$dir/stand-in.log" </dev/null &
+    pid=$!
+    at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+    for i in $(seq 150); do
+        [ -f "$dir/state.json" ] && break
+        kill -0 "$pid" 2>/dev/null || die "the Sigstore stand-in exited: $(tail -n 5 "$dir/stand-in.log")"
+        sleep 0.1
+    done
+    [ -f "$dir/state.json" ] || die "the Sigstore stand-in did not start"
+    SI_STATE=$dir/state.json
+    SI_URL=$(jq -r .url "$SI_STATE")
+    log "Sigstore stand-in on $SI_URL"
+}
+
+# si_token: a fresh identity token from the stand-in's OIDC endpoint.
+si_token() {
+    curl -fsS -H "Authorization: Bearer $(jq -r .oidc_request_token "$SI_STATE")" \
+        "$SI_URL/oidc/token?audience=$(jq -r .oidc_audience "$SI_STATE")" | jq -r .value
+}
+
+cmd_blob() {
+    prepare
+    need cosign node jq
+    python3 -c 'import sigstore' 2>/dev/null || die "sigstore-python is not installed"
+    local work
+    work=$(mktemp -d "$BENCH_DIR/blob.XXXXXX")
+    at_exit "rm -rf '$work'"
+    start_standin "$work"
+    local trusted_root trust_config identity issuer
+    trusted_root=$(jq -r .trusted_root "$SI_STATE")
+    trust_config=$(jq -r .trust_config "$SI_STATE")
+    identity=$(jq -r .identity "$SI_STATE")
+    issuer=$(jq -r .oidc_issuer "$SI_STATE")
+    mkdir -p "$work/tuf"
+    # cosign 2.5 refuses an entry at log index 0, which only a fresh log hands out.
+    printf 'first\n' >"$work/first"
+    "$WHARF" sign-blob -q --fulcio-url "$SI_URL" --rekor-url "$SI_URL" \
+        --trusted-root "$trusted_root" --identity-token "$(si_token)" \
+        --bundle "$work/first.json" "$work/first"
+
+    local size file bundle i
+    new_results RESULTS
+    for size in $BENCH_BLOB_SIZES; do
+        file=$work/blob-$size
+        python3 - "$file" "$size" <<'PY'
+import random, sys
+path, size = sys.argv[1], sys.argv[2]
+units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+n = int(size[:-1]) * units[size[-1].upper()] if size[-1:].upper() in units else int(size)
+rng = random.Random(n)
+with open(path, "wb") as f:
+    while n:
+        chunk = rng.randbytes(min(n, 1 << 20))
+        f.write(chunk)
+        n -= len(chunk)
+PY
+        bundle=$file.sigstore.json
+        "$WHARF" sign-blob -q --fulcio-url "$SI_URL" --rekor-url "$SI_URL" \
+            --trusted-root "$trusted_root" --identity-token "$(si_token)" \
+            --bundle "$bundle" "$file"
+        log "blob: $size, $BENCH_RUNS runs per tool"
+        for i in $(seq "$BENCH_RUNS"); do
+            measure "$size/wharf" "$WHARF" verify-blob -q --trusted-root "$trusted_root" \
+                --certificate-identity "$identity" --certificate-oidc-issuer "$issuer" \
+                --bundle "$bundle" "$file"
+            measure "$size/cosign" env TUF_ROOT="$work/tuf" cosign verify-blob \
+                --new-bundle-format --trusted-root "$trusted_root" \
+                --certificate-identity "$identity" --certificate-oidc-issuer "$issuer" \
+                --bundle "$bundle" "$file"
+            measure "$size/sigstore-python" python3 -m sigstore --trust-config "$trust_config" \
+                verify identity --offline --bundle "$bundle" --cert-identity "$identity" \
+                --cert-oidc-issuer "$issuer" "$file"
+        done
+    done
+
+    echo
+    echo "verify-blob: a keyless bundle v0.3 (certificate, SET, inclusion proof), offline, $BENCH_RUNS runs"
+    echo "wharf $("$WHARF" --version | awk '{print $2}') (release build), cosign $(cosign_version), sigstore-python $(python3 -c 'import sigstore; print(sigstore.__version__)')"
+    blob_table "$RESULTS"
+}
+
 # --- main ------------------------------------------------------------------------------
 
 cmd_all() {
     scoped cmd_push
     scoped cmd_sign
     scoped cmd_mirror
+    scoped cmd_blob
 }
 
 usage() {
@@ -884,7 +1005,7 @@ usage() {
 }
 
 case "${1:-}" in
-    push | sign | mirror | all) "cmd_$1" ;;
+    push | sign | mirror | blob | all) "cmd_$1" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
 esac

@@ -1,8 +1,9 @@
 //! wharf: publish multi-arch container images you can prove are yours.
 //!
 //! Layers, bottom up: [`oci`] and [`cosign`] (pure data and formats), [`store`] (one trait over
-//! registries and OCI layouts), [`sign`] (one signer trait over keys and keyless), [`ops`]
-//! (push, sign, mirror, verify), [`cli`] (argument parsing and printing).
+//! registries and OCI layouts), [`sigstore`] (certificates, logs, timestamps, trust roots),
+//! [`sign`] (one signer trait over keys and keyless), [`verify`] (the pure verification
+//! engine), [`ops`] (push, sign, mirror, verify), [`cli`] (argument parsing and printing).
 
 pub mod cli;
 pub mod cosign;
@@ -13,3 +14,4 @@ pub mod sign;
 pub mod sigstore;
 pub mod store;
 pub mod ui;
+pub mod verify;

@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{cosign_key, openssl_key, wharf_key, Key};
-use common::standin::SigstoreStandIn;
+use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn};
 use common::*;
 use serde_json::{json, Value};
 
@@ -43,20 +43,6 @@ const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 const TWO: &[&str] = &["linux/amd64", "linux/arm64"];
 const THREE: &[&str] = &["linux/amd64", "linux/arm64", "linux/arm/v7"];
 
-/// Host variables that would change how wharf or cosign find tokens and trust.
-const SIGSTORE_ENV: &[&str] = &[
-    "SIGSTORE_ID_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_URL",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "WHARF_TRUSTED_ROOT",
-    "WHARF_REKOR_URL",
-    "WHARF_FULCIO_URL",
-    "WHARF_BUNDLE_FORMAT",
-    "SIGSTORE_ROOT_FILE",
-    "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
-    "SIGSTORE_REKOR_PUBLIC_KEY",
-];
-
 /// A CycloneDX 1.6 SBOM as a person (or a tool with its own printer) might write it: tabs,
 /// spaces before colons, runs of blanks, a `\u` escape, a number with a trailing zero, key
 /// order no serialiser would choose, and a final newline. Any re-serialisation changes its
@@ -66,26 +52,6 @@ const ODD_CYCLONEDX: &str = "{\n\t\"specVersion\" :   \"1.6\",\n  \"bomFormat\":
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `wharf` without the host's Sigstore variables.
-fn wharf_clean() -> Command {
-    let mut cmd = wharf();
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// `cosign` without the host's Sigstore variables and password (no transparency log
-/// involved: for `--tlog-upload=false` / `--insecure-ignore-tlog=true` runs).
-fn cosign_plain() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("COSIGN_PASSWORD");
-    cmd
-}
 
 /// `cosign` pointed at `si`'s trust material.
 fn cosign_si(si: &SigstoreStandIn) -> Command {

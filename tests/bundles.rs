@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{openssl_key, Key};
 use common::proxy::{self, Proxy};
-use common::standin::SigstoreStandIn;
+use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER};
 use common::*;
 use serde_json::{json, Value};
 
@@ -37,47 +37,13 @@ const SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
 const CYCLONEDX: &str = "https://cyclonedx.org/bom";
 const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
 
-const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
 
 const TWO: &[&str] = &["linux/amd64", "linux/arm64"];
 
-/// Host variables that would change how wharf, cosign or sigstore-python find tokens and trust.
-const SIGSTORE_ENV: &[&str] = &[
-    "SIGSTORE_ID_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_URL",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "WHARF_TRUSTED_ROOT",
-    "WHARF_REKOR_URL",
-    "WHARF_FULCIO_URL",
-    "WHARF_BUNDLE_FORMAT",
-    "SIGSTORE_ROOT_FILE",
-    "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
-    "SIGSTORE_REKOR_PUBLIC_KEY",
-];
-
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `wharf` without the host's Sigstore variables.
-fn wharf_clean() -> Command {
-    let mut cmd = wharf();
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// `cosign` without the host's Sigstore variables and password.
-fn cosign_plain() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("COSIGN_PASSWORD");
-    cmd
-}
 
 /// `cosign` pointed at `si`'s trust material.
 fn cosign_si(si: &SigstoreStandIn) -> Command {
@@ -461,30 +427,6 @@ fn keyless_bundles_are_oci_referrers_with_a_fallback_index() {
 // Independent verification
 // ---------------------------------------------------------------------------------------
 
-/// `python3 -m sigstore --trust-config … verify identity --offline --bundle B
-/// --cert-identity ID --cert-oidc-issuer GITHUB FILE`.
-fn sigstore_python_verify(
-    si: &SigstoreStandIn,
-    bundle: &Path,
-    identity: &str,
-    file: &Path,
-) -> Command {
-    let mut cmd = Command::new(require_tool("python3"));
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.args(["-m", "sigstore", "--trust-config", s(&si.trust_config)])
-        .args(["verify", "identity", "--offline", "--bundle", s(bundle)])
-        .args([
-            "--cert-identity",
-            identity,
-            "--cert-oidc-issuer",
-            GITHUB_ISSUER,
-        ])
-        .arg(file);
-    cmd
-}
-
 /// `cosign verify-blob-attestation --new-bundle-format --trusted-root …` with none of the
 /// `SIGSTORE_*` variables and an empty TUF root: the trusted root alone.
 fn cosign_verify_blob_attestation(
@@ -542,19 +484,13 @@ fn bundles_verify_in_sigstore_python_and_cosign() {
         .unwrap();
 
         // sigstore-python: the right identity passes, prints the statement; others fail.
-        let out = run_ok(&mut sigstore_python_verify(
-            &si,
-            &bundle,
-            &si.identity,
-            &manifest_file,
-        ));
+        let out = run_ok(&mut si.sigstore_python_verify(&bundle, &si.identity, &manifest_file));
         assert!(
             format!("{}{}", stdout_of(&out), stderr_of(&out)).contains("OK"),
             "{}",
             stderr_of(&out)
         );
-        let out = run_fail(&mut sigstore_python_verify(
-            &si,
+        let out = run_fail(&mut si.sigstore_python_verify(
             &bundle,
             "https://github.com/evil/repo/.github/workflows/release.yml@refs/heads/main",
             &manifest_file,
@@ -564,12 +500,7 @@ fn bundles_verify_in_sigstore_python_and_cosign() {
             "{}",
             stderr_of(&out)
         );
-        run_fail(&mut sigstore_python_verify(
-            &si,
-            &bundle,
-            &si.identity,
-            &tampered_file,
-        ));
+        run_fail(&mut si.sigstore_python_verify(&bundle, &si.identity, &tampered_file));
 
         // cosign, from the trusted root alone.
         run_ok(&mut cosign_verify_blob_attestation(
@@ -588,12 +519,7 @@ fn bundles_verify_in_sigstore_python_and_cosign() {
         ));
         if predicate_type == CYCLONEDX {
             // The predicate in the bundle is the SBOM.
-            let out = run_ok(&mut sigstore_python_verify(
-                &si,
-                &bundle,
-                &si.identity,
-                &manifest_file,
-            ));
+            let out = run_ok(&mut si.sigstore_python_verify(&bundle, &si.identity, &manifest_file));
             let printed = stdout_of(&out);
             // sigstore-python prints the verified statement (its predicate as signed, so
             // over several lines) on stdout.

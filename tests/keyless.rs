@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{openssl_key, Key};
-use common::standin::{SigstoreStandIn, REQUEST_TOKEN};
+use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER, REQUEST_TOKEN};
 use common::*;
 use serde_json::{json, Value};
 
@@ -29,45 +29,18 @@ const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 
-const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
 const PASSWORD: &str = "keyless-test-password-41c7";
 
 const TWO: &[&str] = &["linux/amd64", "linux/arm64"];
 
-/// Host variables that would change how wharf or cosign find tokens and trust.
-const SIGSTORE_ENV: &[&str] = &[
-    "SIGSTORE_ID_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_URL",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "WHARF_TRUSTED_ROOT",
-    "WHARF_REKOR_URL",
-    "WHARF_FULCIO_URL",
-    "SIGSTORE_ROOT_FILE",
-    "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
-    "SIGSTORE_REKOR_PUBLIC_KEY",
-];
-
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// `wharf` without the host's Sigstore variables.
-fn wharf_clean() -> Command {
-    let mut cmd = wharf();
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// `cosign` pointed at `si`'s trust material.
 fn cosign(si: &SigstoreStandIn) -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("COSIGN_PASSWORD");
+    let mut cmd = cosign_plain();
     si.cosign_env(&mut cmd);
     cmd
 }

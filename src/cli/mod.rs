@@ -1,5 +1,6 @@
 //! The command line: parses arguments, calls an operation, prints its report. No logic of its own.
 
+mod blob;
 pub mod closed_pipe;
 mod compat;
 mod distribution;
@@ -100,6 +101,10 @@ pub enum Command {
     Verify(sign::VerifyArgs),
     Attest(sign::AttestArgs),
     VerifyAttestation(sign::VerifyAttestationArgs),
+    SignBlob(blob::SignBlobArgs),
+    AttestBlob(blob::AttestBlobArgs),
+    VerifyBlob(blob::VerifyBlobArgs),
+    VerifyBlobAttestation(blob::VerifyBlobAttestationArgs),
     Provenance(provenance::ProvenanceArgs),
     Release(release::ReleaseArgs),
     Policy(docs::PolicyArgs),
@@ -214,6 +219,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => sign::run_verify(args, &cli.global).await,
         Command::Attest(args) => sign::run_attest(args, &cli.global).await,
         Command::VerifyAttestation(args) => sign::run_verify_attestation(args, &cli.global).await,
+        Command::SignBlob(args) => blob::run_sign_blob(args, &cli.global).await,
+        Command::AttestBlob(args) => blob::run_attest_blob(args, &cli.global).await,
+        Command::VerifyBlob(args) => blob::run_verify_blob(args, &cli.global).await,
+        Command::VerifyBlobAttestation(args) => {
+            blob::run_verify_blob_attestation(args, &cli.global).await
+        }
         Command::Provenance(args) => provenance::run(args, &cli.global),
         Command::Release(args) => release::run(args, &cli.global).await,
         Command::Policy(args) => docs::run_policy(args, &cli.global),

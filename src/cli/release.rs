@@ -10,11 +10,11 @@ use crate::ops::sign::Tlog;
 use crate::ops::verify::Policy;
 use crate::sign::keyless::KeylessSigner;
 use crate::sign::{KeySigner, Signer};
-use crate::sigstore::cert::IdentityPolicy;
 use crate::sigstore::oidc::TokenSource;
 use crate::sigstore::trust::TrustRoot;
 use crate::store::registry::InsecureRegistries;
 use crate::store::Stores;
+use crate::verify::{FullMatch, IdentityPolicy};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::fmt::Write;
@@ -75,7 +75,7 @@ fn policy(config: &ReleaseConfig, password: &PasswordArgs) -> Result<Policy> {
     if let Some(key) = &config.signing.key {
         return Ok(Policy::Key(load_private_key(key, password)?.public_key()));
     }
-    let regex = |r: &Option<String>| r.as_deref().map(regex::Regex::new).transpose();
+    let regex = |r: &Option<String>| r.as_deref().map(FullMatch::new).transpose();
     let mut github_claims = Vec::new();
     if let Some(repo) = &v.certificate_github_workflow_repository {
         github_claims.push(("1.3.6.1.4.1.57264.1.5".to_string(), repo.clone()));

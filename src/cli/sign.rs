@@ -12,10 +12,10 @@ use crate::ops::sign::{sign_staged, stage, targets, SignRequest, Tlog};
 use crate::ops::verify::{verify, Policy, VerifyRequest};
 use crate::sign::keyless::KeylessSigner;
 use crate::sign::{KeySigner, Signer};
-use crate::sigstore::cert::IdentityPolicy;
 use crate::sigstore::oidc::TokenSource;
 use crate::sigstore::trust::TrustRoot;
 use crate::store::{resolve_reference, Store};
+use crate::verify::{FullMatch, IdentityPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
@@ -53,12 +53,6 @@ pub struct SignerArgs {
     /// is keyless.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-
-    /// How to store signatures and attestations: legacy (cosign 2.x's sha256-<hex>.sig/.att
-    /// tags, read by cosign 2 and 3, skopeo and policy controllers), bundle (Sigstore bundle
-    /// v0.3 as an OCI referrer, what cosign 3 and GitHub attestations write), or both.
-    #[arg(long, value_enum, default_value_t = BundleFormat::Legacy, env = "WHARF_BUNDLE_FORMAT", value_name = "FORMAT")]
-    pub bundle_format: BundleFormat,
 
     /// Upload to the Rekor transparency log (as cosign does by default). Keyless needs it.
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
@@ -189,6 +183,11 @@ pub struct PolicyArgs {
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub insecure_ignore_tlog: bool,
 
+    /// Accept a keyless certificate without checking its SCT (proof that it was logged in
+    /// certificate transparency). Only for a trusted root that lists no CT log.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    pub insecure_ignore_sct: bool,
+
     #[command(flatten)]
     pub sigstore: SigstoreArgs,
 
@@ -196,17 +195,25 @@ pub struct PolicyArgs {
     pub password: PasswordArgs,
 }
 
-fn regex(flag: &str, value: &Option<String>) -> Result<Option<regex::Regex>> {
+fn regex(flag: &str, value: &Option<String>) -> Result<Option<FullMatch>> {
     value
         .as_deref()
         .map(|v| {
-            regex::Regex::new(v)
-                .map_err(|e| anyhow!("{flag} is not a valid regular expression: {e}"))
+            FullMatch::new(v).map_err(|e| anyhow!("{flag} is not a valid regular expression: {e}"))
         })
         .transpose()
 }
 
 impl PolicyArgs {
+    /// The Sigstore trust material the checks need. A key without the transparency log uses
+    /// none, so it never waits on a TUF refresh.
+    pub async fn trust_root(&self) -> Result<TrustRoot> {
+        if self.key.is_some() && self.insecure_ignore_tlog && self.sigstore.trusted_root.is_none() {
+            return Ok(TrustRoot::public_good());
+        }
+        self.sigstore.trust_root().await
+    }
+
     /// The verification policy the flags describe. There is no default: without a policy
     /// nothing is verified.
     pub fn policy(&self) -> Result<Policy> {
@@ -301,6 +308,12 @@ pub struct SignArgs {
     #[arg(long)]
     pub resolve_tag: bool,
 
+    /// How to store signatures and attestations: legacy (cosign 2.x's sha256-<hex>.sig/.att
+    /// tags, read by cosign 2 and 3, skopeo and policy controllers), bundle (Sigstore bundle
+    /// v0.3 as an OCI referrer, what cosign 3 and GitHub attestations write), or both.
+    #[arg(long, value_enum, default_value_t = BundleFormat::Legacy, env = "WHARF_BUNDLE_FORMAT", value_name = "FORMAT")]
+    pub bundle_format: BundleFormat,
+
     /// How many manifests to sign at once.
     #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
@@ -383,6 +396,12 @@ pub struct AttestArgs {
     /// Accept IMAGE:TAG: resolve the tag once and attest that digest.
     #[arg(long)]
     pub resolve_tag: bool,
+
+    /// How to store signatures and attestations: legacy (cosign 2.x's sha256-<hex>.sig/.att
+    /// tags, read by cosign 2 and 3, skopeo and policy controllers), bundle (Sigstore bundle
+    /// v0.3 as an OCI referrer, what cosign 3 and GitHub attestations write), or both.
+    #[arg(long, value_enum, default_value_t = BundleFormat::Legacy, env = "WHARF_BUNDLE_FORMAT", value_name = "FORMAT")]
+    pub bundle_format: BundleFormat,
 
     #[command(flatten)]
     pub signer: SignerArgs,
@@ -467,7 +486,7 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
             digest: digest.clone(),
             recursive: args.recursive,
             annotations,
-            format: args.signer.bundle_format,
+            format: args.bundle_format,
             jobs: args.jobs,
         };
         let targets = targets(store.as_ref(), &digest, args.recursive, args.jobs).await?;
@@ -514,15 +533,8 @@ async fn verify_request(
         digest,
         recursive,
         ignore_tlog: policy_args.insecure_ignore_tlog,
-        trust: if policy_args.key.is_some()
-            && policy_args.insecure_ignore_tlog
-            && policy_args.sigstore.trusted_root.is_none()
-        {
-            // A key without the transparency log uses no Sigstore trust material: no TUF.
-            TrustRoot::public_good()
-        } else {
-            policy_args.sigstore.trust_root().await?
-        },
+        ignore_sct: policy_args.insecure_ignore_sct,
+        trust: policy_args.trust_root().await?,
         accept: BundleFormat::Both,
         jobs,
     })
@@ -550,6 +562,12 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
                 }
                 for m in &report.verified {
                     eprintln!("  verified {}{}", m.digest, platform_suffix(&m.platform));
+                    if m.candidates_not_examined > 0 {
+                        eprintln!(
+                            "    ({} more candidate(s) were not examined)",
+                            m.candidates_not_examined
+                        );
+                    }
                 }
             }
             // Like cosign: the verified payloads, as a JSON array, on standard output.
@@ -579,7 +597,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
         predicate_type,
         predicate,
         replace: args.replace,
-        format: args.signer.bundle_format,
+        format: args.bundle_format,
     };
     let report = attest(store.as_ref(), signer.as_ref(), tlog.as_ref(), &request).await?;
     global.print(&report, || {

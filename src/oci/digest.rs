@@ -35,6 +35,13 @@ impl Digest {
         &self.0["sha256:".len()..]
     }
 
+    /// The 32 bytes of the hash.
+    pub fn sha256(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(self.hex(), &mut out).expect("a validated digest is 64 hex digits");
+        out
+    }
+
     /// The tag cosign derives from a digest: `sha256-<hex>` (then `.sig`, `.att`, `.sbom`).
     pub fn tag_prefix(&self) -> String {
         format!("sha256-{}", self.hex())

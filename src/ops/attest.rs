@@ -2,12 +2,12 @@
 //! `sha256-<hex>.att` tag, as cosign writes and reads them.
 
 use super::attach::{read_tag_layers, upload_layer, write_layer, Attached, TagLayers};
-use super::bundles::{check_bundle, find_bundles, sign_as_bundle, BundleFormat};
+use super::bundles::{find_bundles, sign_as_bundle, BundleFormat};
 use super::graph::read_graph;
 use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
 use super::verify::{
-    layer_certificate, layer_tlog, reject, verify_crypto, verify_evidence, Policy, Rejection,
-    VerifyRequest,
+    describe, layer_annotations, require_targets, skipped_note, Policy, VerifyRequest,
+    MAX_CANDIDATES,
 };
 use crate::cosign::attestation::{
     self, Envelope, DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
@@ -18,6 +18,10 @@ use crate::sign::{verify_signature, Signer};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::{read_small_blob, ManifestRef, Store};
+use crate::verify::{
+    verify_attestation_layer, verify_manifest_bundle, Context as VerifyContext, Rejection,
+    RejectionKind, Rejections, VerifiedStatement,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -226,25 +230,23 @@ pub async fn verify_attestations(
 ) -> Result<VerifyAttestationReport> {
     let mut targets = targets(store, &request.digest, request.recursive, request.jobs).await?;
     if request.recursive && targets.len() > 1 {
-        // Attestations describe platform images: every platform must have one; the index
-        // itself may, but need not.
-        targets.retain(|(_, platform)| platform.is_some());
+        // Attestations describe the images under the index: every manifest under it must have
+        // one, with a platform or without; the index itself may, but need not.
+        targets.retain(|(digest, _)| digest != &request.digest);
     }
+    require_targets(&targets, &request.digest)?;
     let verified = stream::iter(targets)
         .map(|(digest, platform)| async move {
-            let what = match &platform {
-                Some(p) => format!("{digest} ({p})"),
-                None => digest.to_string(),
-            };
-            let (statements, predicates) =
+            let what = describe(&digest, platform.as_ref());
+            let statements =
                 verify_manifest_attestations(store, policy, request, &digest, predicate_type)
                     .await
                     .map_err(|e| anyhow!("verification failed for {what}: {e:#}"))?;
             Ok::<_, anyhow::Error>(VerifiedAttestations {
                 digest: digest.to_string(),
                 platform: platform.map(|p| p.to_string()),
-                statements,
-                predicates,
+                predicates: statements.iter().map(|s| s.predicate.clone()).collect(),
+                statements: statements.into_iter().map(|s| s.value).collect(),
             })
         })
         .buffered(request.jobs.max(1))
@@ -263,44 +265,48 @@ async fn verify_manifest_attestations(
     request: &VerifyRequest,
     digest: &Digest,
     predicate_type: Option<&str>,
-) -> Result<(Vec<serde_json::Value>, Vec<String>)> {
+) -> Result<Vec<VerifiedStatement>> {
+    let ctx = request.context();
     let mut statements = Vec::new();
-    let mut predicates = Vec::new();
-    let mut rejections: Vec<Rejection> = Vec::new();
-    let mut record =
-        |outcome: std::result::Result<(serde_json::Value, String), Rejection>| match outcome {
-            Ok((statement, predicate)) => {
-                statements.push(statement);
-                predicates.push(predicate);
-            }
-            Err(r) => rejections.push(r),
-        };
-    // Sigstore bundles (cosign v3, GitHub) first, then cosign 2.x's tag scheme.
-    let bundles = if request.accept.bundle() {
-        find_bundles(store, digest).await?
-    } else {
-        Vec::new()
+    let mut rejections = Rejections::default();
+    let mut skipped = 0;
+    let mut record = |outcome: std::result::Result<VerifiedStatement, Rejection>| match outcome {
+        Ok(statement) => statements.push(statement),
+        Err(r) => rejections.push(r),
     };
-    for (referrer, bundle) in bundles {
-        let is_plain_signature = bundle
-            .as_ref()
-            .ok()
-            .and_then(|b| b.dsse_envelope.as_ref())
-            .and_then(|e| e.payload_bytes().ok())
-            .and_then(|p| {
-                attestation::parse_statement(&p)
-                    .ok()
-                    .map(|s| s.predicate_type == SIGN_PREDICATE_TYPE)
-            })
-            .unwrap_or(false);
-        if is_plain_signature && predicate_type != Some(SIGN_PREDICATE_TYPE) {
-            continue;
+    // Sigstore bundles (cosign v3, GitHub) first, then cosign 2.x's tag scheme.
+    if request.accept.bundle() {
+        let found = find_bundles(store, digest).await?;
+        skipped += found.not_examined;
+        for (referrer, bundle) in found.bundles {
+            let is_plain_signature = bundle
+                .as_ref()
+                .ok()
+                .and_then(|b| b.dsse_envelope.as_ref())
+                .and_then(|e| e.payload_bytes().ok())
+                .and_then(|p| {
+                    attestation::parse_statement(&p)
+                        .ok()
+                        .map(|s| s.predicate_type == SIGN_PREDICATE_TYPE)
+                })
+                .unwrap_or(false);
+            if is_plain_signature && predicate_type != Some(SIGN_PREDICATE_TYPE) {
+                continue;
+            }
+            record(
+                bundle
+                    .map_err(|e| {
+                        Rejection::new(
+                            RejectionKind::Malformed,
+                            format!("bundle {referrer} is malformed: {e:#}"),
+                        )
+                    })
+                    .and_then(|b| {
+                        verify_manifest_bundle(&b, &digest.sha256(), predicate_type, policy, &ctx)
+                            .map(|(_, statement)| statement)
+                    }),
+            );
         }
-        record(
-            bundle
-                .map_err(|e| reject(9, format!("bundle {referrer} is malformed: {e:#}")))
-                .and_then(|b| check_bundle(policy, request, digest, predicate_type, &b)),
-        );
     }
     let tag = sigmanifest::attestation_tag(digest);
     let found = if request.accept.legacy() {
@@ -312,113 +318,58 @@ async fn verify_manifest_attestations(
         TagLayers::Absent => Vec::new(),
         TagLayers::Layers(layers) => layers,
         TagLayers::Malformed(why) => {
-            record(Err(reject(
-                9,
+            record(Err(Rejection::new(
+                RejectionKind::Malformed,
                 format!("malformed attestation manifest {tag}: {why}"),
             )));
             Vec::new()
         }
     };
-    for layer in layers.iter().filter(|l| l.media_type == DSSE_MEDIA_TYPE) {
-        record(check_attestation(store, policy, request, digest, predicate_type, layer).await?);
+    let envelopes: Vec<&Descriptor> = layers
+        .iter()
+        .filter(|l| l.media_type == DSSE_MEDIA_TYPE)
+        .collect();
+    skipped += envelopes.len().saturating_sub(MAX_CANDIDATES);
+    for layer in envelopes.into_iter().take(MAX_CANDIDATES) {
+        record(check_attestation(store, policy, &ctx, digest, predicate_type, layer).await);
     }
     if !statements.is_empty() {
-        return Ok((statements, predicates));
+        return Ok(statements);
     }
-    rejections.sort_by_key(|r| r.rank);
-    match rejections.into_iter().next() {
-        Some(r) => bail!("{}", r.message),
+    match rejections.best() {
+        Some(r) => bail!("{r}{}", skipped_note(skipped)),
         None => bail!(
-            "no attestations: there is no {tag} and no attestation bundle referrer in {}",
-            store.repository()
+            "no attestations: there is no {tag} and no attestation bundle referrer in {}{}",
+            store.repository(),
+            skipped_note(skipped)
         ),
     }
 }
 
+/// Reads and checks one attestation layer; any failure is this layer's rejection.
 async fn check_attestation(
     store: &dyn Store,
     policy: &Policy,
-    request: &VerifyRequest,
+    ctx: &VerifyContext<'_>,
     digest: &Digest,
     predicate_type: Option<&str>,
     layer: &Descriptor,
-) -> Result<std::result::Result<(serde_json::Value, String), Rejection>> {
-    let envelope = match read_envelope(store, layer).await {
-        Ok(Some(e)) => e,
-        Ok(None) => {
-            return Ok(Err(reject(
-                9,
-                "an attestation layer is not a DSSE envelope",
-            )))
-        }
-        Err(e) => return Ok(Err(reject(7, format!("tampered attestation: {e:#}")))),
-    };
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Ok(Err(reject(
-            9,
-            format!(
-                "the envelope's payload type is {:?}, not in-toto",
-                envelope.payload_type
-            ),
-        )));
-    }
-    let (Ok(payload), Ok(signatures)) = (envelope.payload_bytes(), envelope.signature_bytes())
-    else {
-        return Ok(Err(reject(9, "the envelope is malformed (bad base64)")));
-    };
-    let signed = attestation::pae(&envelope.payload_type, &payload);
-    let certificate = match layer_certificate(layer) {
-        Ok(c) => c,
-        Err(r) => return Ok(Err(r)),
-    };
-    let mut outcome = Err(reject(8, "the envelope has no signature"));
-    for signature in &signatures {
-        outcome = verify_crypto(policy, certificate.clone(), &signed, signature)
-            .map(|v| (v, signature.clone()));
-        if outcome.is_ok() {
-            break;
-        }
-    }
-    let ((verifier_der, certificate), signature) = match outcome {
-        Ok(v) => v,
-        Err(r) => return Ok(Err(r)),
-    };
-    let statement = match attestation::parse_statement(&payload) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(reject(9, format!("{e:#}")))),
-    };
-    if !statement.subject_digests.iter().any(|d| d == digest.hex()) {
-        return Ok(Err(reject(
-            0,
-            format!(
-                "attestation for another image: its subject is {:?}, not {digest}",
-                statement.subject_digests
-            ),
-        )));
-    }
-    if let Some(wanted) = predicate_type {
-        if statement.predicate_type != wanted {
-            return Ok(Err(reject(
-                4,
-                format!(
-                    "no attestation of type {wanted} (found {})",
-                    statement.predicate_type
-                ),
-            )));
-        }
-    }
-    let body_check =
-        |bundle: &rekor::Bundle| bundle.check_attestation_body(&payload, &signature, &verifier_der);
-    if let Err(r) = verify_evidence(
+) -> std::result::Result<VerifiedStatement, Rejection> {
+    let envelope = read_small_blob(store, layer, MAX_ENVELOPE)
+        .await
+        .map_err(|e| {
+            Rejection::new(
+                RejectionKind::Unavailable,
+                format!("tampered attestation: {e:#}"),
+            )
+        })?;
+    verify_attestation_layer(
+        &envelope,
+        &layer_annotations(layer),
+        digest,
+        predicate_type,
         policy,
-        request,
-        layer_tlog(layer),
-        certificate.as_ref(),
-        &body_check,
-    ) {
-        return Ok(Err(r));
-    }
-    let predicate = statement.predicate.to_string();
-    let value: serde_json::Value = serde_json::from_slice(&payload).expect("parsed above");
-    Ok(Ok((value, predicate)))
+        ctx,
+    )
+    .map(|(_, statement)| statement)
 }

@@ -2,7 +2,7 @@
 //! one for a manifest, and finding and checking those of a manifest.
 
 use super::referrers;
-use super::verify::{reject, verify_crypto, verify_evidence, Policy, Rejection, VerifyRequest};
+use super::verify::MAX_CANDIDATES;
 use crate::cosign::attestation::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::oci::manifest::{Annotations, ImageManifest};
 use crate::oci::{media, Descriptor, Digest, Manifest, RawManifest};
@@ -10,7 +10,6 @@ use crate::sigstore::bundle::{SigstoreBundle, BUNDLE_MEDIA_TYPE};
 use crate::sigstore::cert::SigningCert;
 use crate::store::{no_progress, read_small_blob, BytesBlob, ManifestRef, Store};
 use anyhow::{anyhow, Context, Result};
-use der::Decode;
 
 pub const CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
 pub const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
@@ -140,115 +139,54 @@ fn may_be_bundle(d: &Descriptor) -> bool {
     }
 }
 
-/// The Sigstore bundles referring to `digest`.
-pub async fn find_bundles(
-    store: &dyn Store,
-    digest: &Digest,
-) -> Result<Vec<(Digest, Result<SigstoreBundle>)>> {
-    let (found, _) = referrers::list(store, digest).await?;
-    let mut out = Vec::new();
-    for referrer in found.iter().filter(|d| may_be_bundle(d)) {
-        let Some(raw) = store
-            .get_manifest(ManifestRef::Digest(&referrer.digest))
-            .await?
-        else {
-            continue;
-        };
-        let Ok(Manifest::Image(m)) = raw.parse() else {
-            continue;
-        };
-        let Some(layer) = m.layers.iter().find(|l| l.media_type == BUNDLE_MEDIA_TYPE) else {
-            // Some other artifact (an SBOM attached with oras, say): not ours to check.
-            continue;
-        };
-        let bundle =
-            async { SigstoreBundle::parse(&read_small_blob(store, layer, 16 << 20).await?) }.await;
-        out.push((referrer.digest.clone(), bundle));
-    }
-    Ok(out)
+/// Largest bundle read from a registry.
+pub const MAX_BUNDLE: u64 = 16 << 20;
+
+/// The Sigstore bundles referring to a manifest, each read or why it could not be.
+pub struct FoundBundles {
+    pub bundles: Vec<(Digest, Result<SigstoreBundle>)>,
+    /// Referrers beyond [`MAX_CANDIDATES`] that were not read.
+    pub not_examined: usize,
 }
 
-/// Verifies one bundle for `digest`: signature under the policy, statement subject and type,
-/// transparency log. Returns the in-toto statement and its predicate's exact bytes.
-pub(crate) fn check_bundle(
-    policy: &Policy,
-    request: &VerifyRequest,
-    digest: &Digest,
-    predicate_type: Option<&str>,
-    bundle: &SigstoreBundle,
-) -> std::result::Result<(serde_json::Value, String), Rejection> {
-    let envelope: &Envelope = bundle
-        .dsse_envelope
-        .as_ref()
-        .ok_or_else(|| reject(9, "the bundle holds no DSSE envelope"))?;
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(reject(
-            9,
-            "the bundle's envelope is not an in-toto statement",
-        ));
+/// The Sigstore bundles referring to `digest`: at most [`MAX_CANDIDATES`] are read, and one
+/// that cannot be read is that candidate's failure, not the whole verification's.
+pub async fn find_bundles(store: &dyn Store, digest: &Digest) -> Result<FoundBundles> {
+    let (found, _) = referrers::list(store, digest).await?;
+    let candidates: Vec<&Descriptor> = found.iter().filter(|d| may_be_bundle(d)).collect();
+    let not_examined = candidates.len().saturating_sub(MAX_CANDIDATES);
+    let mut bundles = Vec::new();
+    for referrer in candidates.into_iter().take(MAX_CANDIDATES) {
+        let read = async {
+            let Some(raw) = store
+                .get_manifest(ManifestRef::Digest(&referrer.digest))
+                .await?
+            else {
+                return Ok(None);
+            };
+            let Ok(Manifest::Image(m)) = raw.parse() else {
+                return Ok(None);
+            };
+            let Some(layer) = m.layers.iter().find(|l| l.media_type == BUNDLE_MEDIA_TYPE) else {
+                // Some other artifact (an SBOM attached with oras, say): not ours to check.
+                return Ok(None);
+            };
+            Ok::<_, anyhow::Error>(Some(layer.clone()))
+        };
+        let bundle = match read.await {
+            Ok(None) => continue,
+            Ok(Some(layer)) => {
+                async { SigstoreBundle::parse(&read_small_blob(store, &layer, MAX_BUNDLE).await?) }
+                    .await
+            }
+            Err(e) => Err(e.context(format!("cannot read referrer {}", referrer.digest))),
+        };
+        bundles.push((referrer.digest.clone(), bundle));
     }
-    let payload = envelope
-        .payload_bytes()
-        .map_err(|e| reject(9, format!("{e:#}")))?;
-    let signatures = envelope
-        .signature_bytes()
-        .map_err(|e| reject(9, format!("{e:#}")))?;
-    let certificate = match bundle
-        .certificate_der()
-        .map_err(|e| reject(9, format!("{e:#}")))?
-    {
-        Some(der) => Some(
-            x509_cert::Certificate::from_der(&der)
-                .map_err(anyhow::Error::from)
-                .and_then(SigningCert::parse)
-                .map_err(|e| reject(9, format!("malformed bundle certificate: {e:#}")))?,
-        ),
-        None => None,
-    };
-    let signed = attestation::pae(&envelope.payload_type, &payload);
-    let mut outcome = Err(reject(8, "the bundle's envelope has no signature"));
-    for signature in &signatures {
-        outcome = verify_crypto(policy, certificate.clone(), &signed, signature)
-            .map(|v| (v, signature.clone()));
-        if outcome.is_ok() {
-            break;
-        }
-    }
-    let ((verifier_der, certificate), signature) = outcome?;
-    let statement =
-        attestation::parse_statement(&payload).map_err(|e| reject(9, format!("{e:#}")))?;
-    if !statement.subject_digests.iter().any(|d| d == digest.hex()) {
-        return Err(reject(
-            0,
-            format!(
-                "bundle for another image: its subject is {:?}, not {digest}",
-                statement.subject_digests
-            ),
-        ));
-    }
-    if let Some(wanted) = predicate_type {
-        if statement.predicate_type != wanted {
-            return Err(reject(
-                4,
-                format!(
-                    "no bundle of type {wanted} (found {})",
-                    statement.predicate_type
-                ),
-            ));
-        }
-    }
-    let tlog = bundle
-        .verification_material
-        .tlog_entries
-        .first()
-        .map(|e| e.as_legacy());
-    let body_check = |b: &crate::sigstore::rekor::Bundle| {
-        b.check_attestation_body(&payload, &signature, &verifier_der)
-    };
-    verify_evidence(policy, request, tlog, certificate.as_ref(), &body_check)?;
-    let predicate = statement.predicate.to_string();
-    let value = serde_json::from_slice(&payload).map_err(|e| reject(9, format!("{e}")))?;
-    Ok((value, predicate))
+    Ok(FoundBundles {
+        bundles,
+        not_examined,
+    })
 }
 
 /// Signs an in-toto statement about `digest` and pushes it as a Sigstore bundle referrer.
@@ -274,7 +212,7 @@ pub async fn sign_as_bundle(
     let signed = attestation::pae(IN_TOTO_PAYLOAD_TYPE, &statement);
     let public_key = signer.public_key();
     if signer.certificate_pem().is_none() {
-        for (_, bundle) in find_bundles(store, digest).await? {
+        for (_, bundle) in find_bundles(store, digest).await?.bundles {
             let Some(envelope) = bundle.ok().and_then(|b| b.dsse_envelope) else {
                 continue;
             };

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod attest;
+pub mod blob;
 pub mod bundles;
 pub mod copy;
 pub mod graph;

@@ -21,7 +21,7 @@ use crate::sign::Signer;
 use crate::sigstore::trust::TrustRoot;
 use crate::store::{resolve_reference, ManifestRef, Store, Stores};
 use crate::ui::Progress;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -171,6 +171,7 @@ pub async fn release(
         digest: digest.clone(),
         recursive,
         ignore_tlog: config.verify.insecure_ignore_tlog,
+        ignore_sct: false,
         trust: inputs.trust.clone(),
         // The release promises every format it writes, so each must verify on its own.
         accept: format,
@@ -492,6 +493,13 @@ async fn verify_release(
 ) -> Result<()> {
     verify(store, inputs.policy, request).await?;
     if inputs.config.attestations.sbom != SbomSource::None {
+        // Fail-closed: an SBOM per platform was promised, so no platform is no pass.
+        if platforms.is_empty() {
+            bail!(
+                "{} has no platform image to check an SBOM attestation on (attestations.sbom asks for one per platform)",
+                request.digest
+            );
+        }
         for (platform, digest) in platforms {
             let check = request.for_digest(digest, false);
             verify_attestations(store, inputs.policy, &check, Some(CYCLONEDX))

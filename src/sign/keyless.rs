@@ -4,6 +4,7 @@
 use super::{keys, KeySigner, Signer};
 use crate::sigstore::cert::{verify_chain, verify_embedded_sct, SigningCert};
 use crate::sigstore::oidc::{decode_claims, TokenSource};
+use crate::sigstore::pubkey::VerifyingKey;
 use crate::sigstore::{fulcio, trust::TrustRoot};
 use anyhow::{bail, Context, Result};
 use p256::PublicKey;
@@ -33,7 +34,7 @@ impl KeylessSigner {
             fulcio::request_certificate(http, fulcio_url, &token, &public_pem, &proof).await?;
         let certificate = SigningCert::from_pem(&issued.certificates[0])
             .context("the certificate Fulcio issued")?;
-        if certificate.public_key != key.public_key() {
+        if certificate.public_key != VerifyingKey::from_p256(&key.public_key()) {
             bail!("Fulcio at {fulcio_url} certified a different key than the one sent");
         }
         let now = std::time::SystemTime::now()
@@ -70,6 +71,9 @@ impl KeylessSigner {
 impl Signer for KeylessSigner {
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>> {
         self.key.sign(payload)
+    }
+    fn sign_digest(&self, sha256: &[u8; 32]) -> Result<Vec<u8>> {
+        self.key.sign_digest(sha256)
     }
     fn public_key(&self) -> PublicKey {
         self.key.public_key()

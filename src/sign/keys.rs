@@ -182,9 +182,8 @@ pub fn load_private_key(
     contents: &[u8],
     password: &mut dyn FnMut() -> Result<Vec<u8>>,
 ) -> Result<SecretKey> {
-    let (label, body) = pem_rfc7468::decode_vec(trim_pem(contents))
-        .map_err(|e| anyhow!("not a PEM key file, or truncated ({e})"))?;
-    match label {
+    let (label, body) = decode_pem(contents, "key file")?;
+    match label.as_str() {
         SIGSTORE_ENCRYPTED_LABEL | COSIGN_ENCRYPTED_LABEL => decrypt_cosign(&body, &password()?),
         PKCS8_LABEL => secret_from_pkcs8(&body),
         PKCS8_ENCRYPTED_LABEL => {
@@ -207,14 +206,11 @@ pub fn load_private_key(
 
 /// Loads a public key (PKIX `PUBLIC KEY` PEM).
 pub fn load_public_key(contents: &[u8]) -> Result<PublicKey> {
-    let text =
-        std::str::from_utf8(trim_pem(contents)).map_err(|_| anyhow!("not a PEM public key"))?;
-    let (label, _) = pem_rfc7468::decode_vec(text.as_bytes())
-        .map_err(|e| anyhow!("not a PEM public key, or truncated ({e})"))?;
+    let (label, der) = decode_pem(contents, "public key")?;
     if label != PUBLIC_LABEL {
         bail!("expected a PUBLIC KEY PEM, found {label:?}");
     }
-    PublicKey::from_public_key_pem(text).map_err(|e| match e {
+    PublicKey::from_public_key_der(&der).map_err(|e| match e {
         pkcs8::spki::Error::OidUnknown { .. } | pkcs8::spki::Error::AlgorithmParametersMissing => {
             anyhow!("not an ECDSA P-256 public key")
         }
@@ -222,21 +218,13 @@ pub fn load_public_key(contents: &[u8]) -> Result<PublicKey> {
     })
 }
 
-/// Decoders want the PEM block alone; key files often carry a trailing newline or comments.
-fn trim_pem(contents: &[u8]) -> &[u8] {
-    let text = contents;
-    let start = find(text, b"-----BEGIN ").unwrap_or(0);
-    let end = find(&text[start..], b"-----END ")
-        .and_then(|e| {
-            let after = start + e + b"-----END ".len();
-            find(&text[after..], b"-----").map(|d| after + d + 5)
-        })
-        .unwrap_or(text.len());
-    &text[start..end]
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// The first PEM block of a key file (label, DER), read as leniently as Go's `encoding/pem`
+/// reads it (as cosign does): any base64 line length, CRLF, text around the block.
+fn decode_pem(contents: &[u8], what: &str) -> Result<(String, Vec<u8>)> {
+    let text = std::str::from_utf8(contents).map_err(|_| anyhow!("not a PEM {what}"))?;
+    let block = crate::sigstore::pem::decode_first(text)
+        .map_err(|e| anyhow!("not a PEM {what}, or truncated ({e})"))?;
+    Ok((block.label, block.der))
 }
 
 pub fn public_key_pem(key: &PublicKey) -> String {
@@ -299,5 +287,27 @@ mod tests {
             load_public_key(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn pem_is_read_as_go_reads_it() {
+        // One long base64 line and CRLF line ends, as some tools write keys: cosign reads
+        // them, so wharf does too.
+        let key = generate();
+        let pem = public_key_pem(&key.public_key());
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let one_line =
+            format!("-----BEGIN PUBLIC KEY-----\r\n{body}\r\n-----END PUBLIC KEY-----\r\n");
+        assert_eq!(
+            load_public_key(one_line.as_bytes()).unwrap(),
+            key.public_key()
+        );
+        let der = key.to_pkcs8_der().unwrap();
+        let private = format!(
+            "# a comment\n-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            B64.encode(der.as_bytes())
+        );
+        let loaded = load_private_key(private.as_bytes(), &mut || Ok(Vec::new())).unwrap();
+        assert_eq!(loaded.public_key(), key.public_key());
     }
 }

@@ -12,6 +12,8 @@ use p256::PublicKey;
 pub trait Signer: Send + Sync {
     /// An ASN.1 DER signature over `payload`.
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>>;
+    /// The same signature, given only the payload's SHA-256 (a file too large to hold).
+    fn sign_digest(&self, sha256: &[u8; 32]) -> Result<Vec<u8>>;
     /// The public key matching the signatures.
     fn public_key(&self) -> PublicKey;
     /// The signing certificate (PEM) for keyless signers; `None` for a static key.
@@ -52,6 +54,15 @@ impl Signer for KeySigner {
         Ok(der.as_bytes().to_vec())
     }
 
+    fn sign_digest(&self, sha256: &[u8; 32]) -> Result<Vec<u8>> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        let signature: Signature = self
+            .key
+            .sign_prehash(sha256)
+            .map_err(|e| anyhow!("cannot sign: {e}"))?;
+        Ok(signature.to_der().as_bytes().to_vec())
+    }
+
     fn public_key(&self) -> PublicKey {
         PublicKey::from(self.key.verifying_key())
     }
@@ -72,6 +83,7 @@ pub fn verify_signature(key: &PublicKey, payload: &[u8], signature: &[u8]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest as _;
 
     #[test]
     fn sign_then_verify() {
@@ -79,6 +91,9 @@ mod tests {
         let sig = signer.sign(b"payload").unwrap();
         verify_signature(&signer.public_key(), b"payload", &sig).unwrap();
         assert!(verify_signature(&signer.public_key(), b"other", &sig).is_err());
+        let digest: [u8; 32] = sha2::Sha256::digest(b"payload").into();
+        let prehashed = signer.sign_digest(&digest).unwrap();
+        verify_signature(&signer.public_key(), b"payload", &prehashed).unwrap();
         let other = keys::generate().public_key();
         assert!(verify_signature(&other, b"payload", &sig).is_err());
         assert!(verify_signature(&other, b"payload", b"junk").is_err());

@@ -1,12 +1,14 @@
 //! Fulcio certificates: the identity they carry, their chain to a trusted CA, and the signed
 //! certificate timestamps (SCTs) that prove they were logged.
 
+use super::pem;
+use super::pubkey::{HashAlg, VerifyingKey};
 use super::trust::{CertificateAuthority, LogKey, TrustRoot};
+use super::x509::{self, extension, unix, Purpose};
 use anyhow::{anyhow, bail, Context, Result};
 use der::asn1::{Any, OctetString, Utf8StringRef};
 use der::{Decode, Encode, Tag, Tagged};
-use p256::pkcs8::DecodePublicKey;
-use sha2::{Digest as _, Sha256, Sha384};
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
@@ -19,8 +21,6 @@ const OID_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 const OID_SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.2";
 const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
-const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
 
 /// GitHub workflow claims Fulcio copies into its certificates (legacy raw-string extensions).
 pub const GITHUB_CLAIMS: [(&str, &str); 5] = [
@@ -36,7 +36,7 @@ pub const GITHUB_CLAIMS: [(&str, &str); 5] = [
 pub struct SigningCert {
     pub cert: Certificate,
     pub der: Vec<u8>,
-    pub public_key: p256::PublicKey,
+    pub public_key: VerifyingKey,
     pub not_before: i64,
     pub not_after: i64,
     /// Subject alternative names: URIs and email addresses.
@@ -47,46 +47,21 @@ pub struct SigningCert {
     pub code_signing: bool,
 }
 
-/// Parses concatenated PEM certificates. Lenient about line length (some CAs do not wrap
-/// base64 at 64 columns), strict about everything else.
-pub fn parse_pem_chain(pem: &str) -> Result<Vec<Certificate>> {
-    use base64::Engine;
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let mut certs = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find(BEGIN) {
-        let after = &rest[start + BEGIN.len()..];
-        let end = after
-            .find(END)
-            .ok_or_else(|| anyhow!("certificate PEM is truncated (no END line)"))?;
-        let body: String = after[..end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| anyhow!("certificate PEM is not valid base64"))?;
-        certs.push(
-            Certificate::from_der(&der).map_err(|e| anyhow!("certificate does not parse: {e}"))?,
-        );
-        rest = &after[end + END.len()..];
-    }
+/// Parses concatenated PEM certificates, as leniently as Go's `encoding/pem` (any line
+/// length, CRLF, text between blocks); blocks that are not certificates are skipped.
+pub fn parse_pem_chain(text: &str) -> Result<Vec<Certificate>> {
+    let certs = pem::decode_all(text)
+        .map_err(|e| anyhow!("certificate PEM: {e}"))?
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| {
+            Certificate::from_der(&b.der).map_err(|e| anyhow!("certificate does not parse: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     if certs.is_empty() {
         bail!("no certificate in PEM");
     }
     Ok(certs)
-}
-
-fn unix(t: x509_cert::time::Time) -> i64 {
-    t.to_unix_duration().as_secs() as i64
-}
-
-fn extension<'a>(cert: &'a Certificate, oid: &str) -> Option<&'a Extension> {
-    cert.tbs_certificate()
-        .extensions()?
-        .iter()
-        .find(|e| e.extn_id.to_string() == oid)
 }
 
 /// A Sigstore extension value: DER UTF8String (newer OIDs) or raw bytes (legacy OIDs).
@@ -102,9 +77,8 @@ impl SigningCert {
     pub fn parse(cert: Certificate) -> Result<SigningCert> {
         let der = cert.to_der()?;
         let tbs = cert.tbs_certificate();
-        let spki = tbs.subject_public_key_info().to_der()?;
-        let public_key = p256::PublicKey::from_public_key_der(&spki)
-            .map_err(|_| anyhow!("the signing certificate's key is not ECDSA P-256"))?;
+        let public_key =
+            x509::public_key(&cert).map_err(|e| anyhow!("the signing certificate's key: {e}"))?;
         let mut identities = Vec::new();
         if let Some(san) = extension(&cert, OID_SAN) {
             let san = SubjectAltName::from_der(san.extn_value.as_bytes())
@@ -156,99 +130,61 @@ impl SigningCert {
         SigningCert::parse(certs.remove(0))
     }
 
+    pub fn from_der(der: &[u8]) -> Result<SigningCert> {
+        SigningCert::parse(Certificate::from_der(der).context("certificate does not parse")?)
+    }
+
     pub fn to_pem(&self) -> String {
-        pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &self.der)
-            .expect("DER encodes as PEM")
+        pem::encode("CERTIFICATE", &self.der)
     }
 }
 
-/// Checks `signed` (DER) was signed by `issuer`'s key with an ECDSA algorithm.
-fn verify_issued_by(
-    signed_tbs: &[u8],
-    algorithm: &str,
-    signature: &[u8],
-    issuer: &Certificate,
-) -> Result<()> {
-    let spki = issuer
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()?;
-    let prehash: Vec<u8> = match algorithm {
-        OID_ECDSA_SHA256 => Sha256::digest(signed_tbs).to_vec(),
-        OID_ECDSA_SHA384 => Sha384::digest(signed_tbs).to_vec(),
-        other => bail!("unsupported certificate signature algorithm {other}"),
-    };
-    use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki) {
-        let sig = p256::ecdsa::Signature::from_der(signature)
-            .map_err(|_| anyhow!("malformed certificate signature"))?;
-        return key
-            .verify_prehash(&prehash, &sig)
-            .map_err(|_| anyhow!("certificate signature does not verify"));
-    }
-    if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(&spki) {
-        let sig = p384::ecdsa::Signature::from_der(signature)
-            .map_err(|_| anyhow!("malformed certificate signature"))?;
-        return key
-            .verify_prehash(&prehash, &sig)
-            .map_err(|_| anyhow!("certificate signature does not verify"));
-    }
-    bail!("unsupported CA key type (ECDSA P-256 and P-384 are supported)")
-}
-
-fn verify_cert_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<()> {
-    let tbs = cert.tbs_certificate().to_der()?;
-    let alg = cert.signature_algorithm().oid.to_string();
-    let sig = cert
-        .signature()
-        .as_bytes()
-        .ok_or_else(|| anyhow!("certificate signature has unused bits"))?;
-    verify_issued_by(&tbs, &alg, sig, issuer)
-}
-
-/// Finds the trusted CA whose chain issued `leaf` and checks every link and validity period
-/// at `time`. Returns the CA.
+/// Finds the trusted CA whose chain issued `leaf`, valid at `time` by the trusted root's window
+/// (inclusive) and by X.509 path rules (see [`x509::verify_path`]), and returns it.
 pub fn verify_chain<'a>(
     leaf: &SigningCert,
     trust: &'a TrustRoot,
     time: i64,
 ) -> Result<&'a CertificateAuthority> {
+    let validity = || {
+        format!(
+            "valid {} to {}",
+            super::trust::format_rfc3339(leaf.not_before),
+            super::trust::format_rfc3339(leaf.not_after)
+        )
+    };
     if time < leaf.not_before || time > leaf.not_after {
         bail!(
-            "the signing certificate was not valid at {} (valid {}..{})",
-            time,
-            leaf.not_before,
-            leaf.not_after
+            "the signing certificate was not valid at {} ({})",
+            super::trust::format_rfc3339(time),
+            validity()
         );
     }
     let mut last_error = None;
+    let mut outside_window = 0;
     for ca in &trust.authorities {
-        if !ca.valid.contains(time) || ca.chain.is_empty() {
+        if ca.chain.is_empty() {
             continue;
         }
-        let result = (|| -> Result<()> {
-            verify_cert_signed_by(&leaf.cert, &ca.chain[0])?;
-            for pair in ca.chain.windows(2) {
-                verify_cert_signed_by(&pair[0], &pair[1])?;
-            }
-            let root = ca.chain.last().expect("non-empty");
-            verify_cert_signed_by(root, root)?;
-            for c in &ca.chain {
-                let v = c.tbs_certificate().validity();
-                if time < unix(v.not_before) || time > unix(v.not_after) {
-                    bail!("a CA certificate was not valid at the signing time");
-                }
-            }
-            Ok(())
-        })();
-        match result {
+        if !ca.valid.contains(time) {
+            outside_window += 1;
+            continue;
+        }
+        match x509::verify_path(&leaf.cert, &ca.chain, time, Purpose::CodeSigning) {
             Ok(()) => return Ok(ca),
             Err(e) => last_error = Some(e),
         }
     }
+    let why = match (last_error, outside_window) {
+        (Some(e), _) => format!(" ({e})"),
+        (None, n) if n > 0 => format!(
+            " (no certificate authority of the trusted root was valid at {})",
+            super::trust::format_rfc3339(time)
+        ),
+        _ => String::new(),
+    };
     Err(anyhow!(
-        "certificate from an untrusted CA: it does not chain to any certificate authority of the trusted root{}",
-        last_error.map(|e| format!(" ({e})")).unwrap_or_default()
+        "certificate from an untrusted CA: it does not chain to any certificate authority of the trusted root{why}"
     ))
 }
 
@@ -301,11 +237,23 @@ pub fn verify_embedded_sct(
             .tls_serialize_detached()
             .map_err(|e| anyhow!("SCT: {e}"))?;
         signed.extend_from_slice(&ext_bytes);
-        let sig = p256::ecdsa::Signature::from_der(sct.signature.signature.as_slice())
-            .map_err(|_| anyhow!("malformed SCT signature"))?;
-        use p256::ecdsa::signature::Verifier;
-        if p256::ecdsa::VerifyingKey::from(&log.key)
-            .verify(&signed, &sig)
+        use x509_cert::ext::pkix::sct::HashAlgorithm;
+        let hash = match sct.signature.algorithm.hash {
+            HashAlgorithm::Sha256 => HashAlg::Sha256,
+            HashAlgorithm::Sha384 => HashAlg::Sha384,
+            HashAlgorithm::Sha512 => HashAlg::Sha512,
+            other => bail!("the certificate's SCT uses an unsupported hash {other:?}"),
+        };
+        let when = (sct.timestamp / 1000) as i64;
+        if !log.valid.contains(when) {
+            bail!(
+                "the certificate's SCT was issued at {} by a CT log whose key was not valid then",
+                super::trust::format_rfc3339(when)
+            );
+        }
+        if log
+            .key
+            .verify(hash, &signed, sct.signature.signature.as_slice())
             .is_ok()
         {
             return Ok(());
@@ -338,76 +286,4 @@ fn precertificate_tbs(cert: &Certificate) -> Result<Vec<u8>> {
         }
     }
     Ok(out.to_der()?)
-}
-
-/// Who must have signed, for keyless verification.
-#[derive(Debug, Clone, Default)]
-pub struct IdentityPolicy {
-    pub identity: Option<String>,
-    pub identity_regexp: Option<regex::Regex>,
-    pub issuer: Option<String>,
-    pub issuer_regexp: Option<regex::Regex>,
-    /// Required GitHub claims: (extension OID, expected value).
-    pub github_claims: Vec<(String, String)>,
-}
-
-impl IdentityPolicy {
-    pub fn is_set(&self) -> bool {
-        (self.identity.is_some() || self.identity_regexp.is_some())
-            && (self.issuer.is_some() || self.issuer_regexp.is_some())
-    }
-
-    /// Checks the certificate against the policy; the error says which part did not match.
-    pub fn check(&self, cert: &SigningCert) -> Result<()> {
-        if !cert.code_signing {
-            bail!("the certificate is not for code signing (no codeSigning extended key usage)");
-        }
-        let identity_ok = cert.identities.iter().any(|id| {
-            self.identity.as_ref().is_some_and(|want| want == id)
-                || self
-                    .identity_regexp
-                    .as_ref()
-                    .is_some_and(|re| full_match(re, id))
-        });
-        if !identity_ok {
-            bail!(
-                "wrong identity: the certificate was issued to {:?}, which does not match {}",
-                cert.identities,
-                self.identity
-                    .clone()
-                    .or_else(|| self
-                        .identity_regexp
-                        .as_ref()
-                        .map(|r| format!("/{}/", r.as_str())))
-                    .unwrap_or_default()
-            );
-        }
-        let issuer = cert.issuer.as_deref().unwrap_or("");
-        let issuer_ok = self.issuer.as_deref().is_some_and(|w| w == issuer)
-            || self
-                .issuer_regexp
-                .as_ref()
-                .is_some_and(|re| full_match(re, issuer));
-        if !issuer_ok {
-            bail!("wrong OIDC issuer: the certificate's issuer is {issuer:?}");
-        }
-        for (oid, want) in &self.github_claims {
-            let have = cert.extensions.get(oid).map(String::as_str).unwrap_or("");
-            if have != want {
-                let name = GITHUB_CLAIMS
-                    .iter()
-                    .find(|(o, _)| o == oid)
-                    .map(|(_, n)| *n)
-                    .unwrap_or(oid);
-                bail!("wrong {name}: the certificate says {have:?}, expected {want:?}");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// cosign anchors identity regexps at both ends; so do we.
-fn full_match(re: &regex::Regex, s: &str) -> bool {
-    re.find(s)
-        .is_some_and(|m| m.start() == 0 && m.end() == s.len())
 }

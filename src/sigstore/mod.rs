@@ -1,16 +1,25 @@
-//! Sigstore: OIDC tokens, Fulcio certificates, Rekor transparency log entries and trust roots.
+//! Sigstore: OIDC tokens, Fulcio certificates, Rekor transparency log entries, checkpoints and
+//! inclusion proofs, RFC 3161 timestamps, bundles and trust roots. The primitives; deciding
+//! whether a signature counts is the `verify` layer's job.
 //!
 //! sigstore-rs 0.15 cannot sign against a custom Fulcio/Rekor, insists on an `email` claim
-//! (GitHub tokens have none) and skips SET checks when verifying, so wharf speaks these small
-//! JSON protocols itself and verifies certificates, SCTs and SETs with RustCrypto.
+//! (GitHub tokens have none) and skips SET and inclusion-proof checks when verifying, so wharf
+//! speaks these small JSON protocols itself and verifies certificates, SCTs, SETs, proofs,
+//! checkpoints and timestamps with RustCrypto's formats and aws-lc-rs's signatures.
 
 pub mod bundle;
 pub mod cert;
+pub mod checkpoint;
 pub mod fulcio;
+pub mod merkle;
 pub mod oidc;
+pub mod pem;
+pub mod pubkey;
 pub mod rekor;
 pub mod trust;
+pub mod tsa;
 pub mod tuf;
+pub mod x509;
 
 /// The public-good Sigstore instance.
 pub const PUBLIC_FULCIO_URL: &str = "https://fulcio.sigstore.dev";

@@ -1,11 +1,11 @@
 //! Sigstore trust material: a `trusted_root.json` (Fulcio CA chains, Rekor and CT log keys).
 //! The public-good instance's root is embedded; private deployments pass their own.
 
+use super::pubkey::VerifyingKey;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use der::Decode;
-use p256::pkcs8::DecodePublicKey;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use x509_cert::Certificate;
@@ -25,11 +25,12 @@ impl Window {
     }
 }
 
-/// A log's signing key (Rekor or a CT log), found by its id: SHA-256 of its DER SPKI.
+/// A log's signing key (Rekor or a CT log), found by its log id: SHA-256 of its DER SPKI for
+/// Rekor v1 and CT logs, the signed-note key hash for Rekor v2 (the trusted root says which).
 #[derive(Debug, Clone)]
 pub struct LogKey {
-    pub id: [u8; 32],
-    pub key: p256::PublicKey,
+    pub id: Vec<u8>,
+    pub key: VerifyingKey,
     pub valid: Window,
     pub base_url: String,
 }
@@ -42,11 +43,20 @@ pub struct CertificateAuthority {
     pub uri: String,
 }
 
+/// An RFC 3161 timestamp authority: its chain from the signing certificate to the root.
+#[derive(Debug, Clone)]
+pub struct TimestampAuthority {
+    pub chain: Vec<Certificate>,
+    pub valid: Window,
+    pub uri: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct TrustRoot {
     pub rekor_keys: Vec<LogKey>,
     pub ct_keys: Vec<LogKey>,
     pub authorities: Vec<CertificateAuthority>,
+    pub timestamp_authorities: Vec<TimestampAuthority>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +69,8 @@ struct RootJson {
     certificate_authorities: Vec<CaJson>,
     #[serde(default)]
     ctlogs: Vec<LogJson>,
+    #[serde(default)]
+    timestamp_authorities: Vec<CaJson>,
 }
 
 #[derive(Deserialize)]
@@ -67,13 +79,19 @@ struct LogJson {
     #[serde(default)]
     base_url: String,
     public_key: KeyJson,
+    log_id: Option<LogIdJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogIdJson {
+    key_id: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct KeyJson {
     raw_bytes: Option<String>,
-    key_details: Option<String>,
     valid_for: Option<ValidJson>,
 }
 
@@ -103,22 +121,27 @@ struct RawJson {
     raw_bytes: String,
 }
 
-fn window(v: &Option<ValidJson>) -> Result<Window> {
+/// A `validFor` time range. Absent: always valid. Present, its `start` is required (a range
+/// missing its start is malformed, not unbounded); `end` is inclusive.
+fn window(v: &Option<ValidJson>, what: &str) -> Result<Window> {
     let Some(v) = v else {
         return Ok(Window {
             start: 0,
             end: None,
         });
     };
-    Ok(Window {
-        start: v
-            .start
-            .as_deref()
-            .map(parse_rfc3339)
-            .transpose()?
-            .unwrap_or(0),
+    let start = v
+        .start
+        .as_deref()
+        .ok_or_else(|| anyhow!("{what} has a validFor range without its required start"))?;
+    let window = Window {
+        start: parse_rfc3339(start)?,
         end: v.end.as_deref().map(parse_rfc3339).transpose()?,
-    })
+    };
+    if window.end.is_some_and(|end| end < window.start) {
+        bail!("{what} has a validFor range that ends before it starts");
+    }
+    Ok(window)
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac]Z` into Unix seconds.
@@ -173,26 +196,54 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146097 + doe - 719468
 }
 
-fn log_key(log: &LogJson) -> Result<Option<LogKey>> {
+fn log_key(log: &LogJson, what: &str) -> Result<Option<LogKey>> {
+    let what = format!("{what} {}", log.base_url);
+    let valid = window(&log.public_key.valid_for, &what)?;
     let Some(raw) = &log.public_key.raw_bytes else {
         return Ok(None);
     };
-    let der = B64.decode(raw).context("a log key is not base64")?;
-    // Only ECDSA P-256 logs are supported (what Sigstore's Rekor v1 and CT logs use).
-    if let Some(details) = &log.public_key.key_details {
-        if details != "PKIX_ECDSA_P256_SHA_256" {
-            return Ok(None);
-        }
-    }
-    let Ok(key) = p256::PublicKey::from_public_key_der(&der) else {
+    let der = B64
+        .decode(raw)
+        .with_context(|| format!("the key of {what} is not base64"))?;
+    // A key of a type wharf cannot verify is left out: the log then counts as unknown.
+    let Ok(key) = VerifyingKey::from_spki_der(&der) else {
         return Ok(None);
     };
+    let id = match &log.log_id {
+        Some(id) => B64
+            .decode(&id.key_id)
+            .with_context(|| format!("the log id of {what} is not base64"))?,
+        None => Sha256::digest(&der).to_vec(),
+    };
     Ok(Some(LogKey {
-        id: Sha256::digest(&der).into(),
+        id,
         key,
-        valid: window(&log.public_key.valid_for)?,
+        valid,
         base_url: log.base_url.clone(),
     }))
+}
+
+fn chain(certificates: &[RawJson], what: &str) -> Result<Vec<Certificate>> {
+    certificates
+        .iter()
+        .map(|c| {
+            let der = B64
+                .decode(&c.raw_bytes)
+                .with_context(|| format!("a certificate of {what} is not base64"))?;
+            Certificate::from_der(&der)
+                .with_context(|| format!("a certificate of {what} does not parse"))
+        })
+        .collect()
+}
+
+fn log_keys(logs: &[LogJson], what: &str) -> Result<Vec<LogKey>> {
+    Ok(logs
+        .iter()
+        .map(|l| log_key(l, what))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 impl TrustRoot {
@@ -210,41 +261,27 @@ impl TrustRoot {
         }
         let mut authorities = Vec::new();
         for ca in &root.certificate_authorities {
-            let chain = ca
-                .cert_chain
-                .certificates
-                .iter()
-                .map(|c| {
-                    let der = B64
-                        .decode(&c.raw_bytes)
-                        .context("a CA certificate is not base64")?;
-                    Certificate::from_der(&der).context("a CA certificate does not parse")
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let what = format!("certificate authority {}", ca.uri);
             authorities.push(CertificateAuthority {
-                chain,
-                valid: window(&ca.valid_for)?,
+                chain: chain(&ca.cert_chain.certificates, &what)?,
+                valid: window(&ca.valid_for, &what)?,
                 uri: ca.uri.clone(),
             });
         }
+        let mut timestamp_authorities = Vec::new();
+        for tsa in &root.timestamp_authorities {
+            let what = format!("timestamp authority {}", tsa.uri);
+            timestamp_authorities.push(TimestampAuthority {
+                chain: chain(&tsa.cert_chain.certificates, &what)?,
+                valid: window(&tsa.valid_for, &what)?,
+                uri: tsa.uri.clone(),
+            });
+        }
         Ok(TrustRoot {
-            rekor_keys: root
-                .tlogs
-                .iter()
-                .map(log_key)
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
-                .collect(),
-            ct_keys: root
-                .ctlogs
-                .iter()
-                .map(log_key)
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
-                .collect(),
+            rekor_keys: log_keys(&root.tlogs, "transparency log")?,
+            ct_keys: log_keys(&root.ctlogs, "CT log")?,
             authorities,
+            timestamp_authorities,
         })
     }
 
@@ -257,6 +294,10 @@ impl TrustRoot {
     pub fn rekor_key(&self, log_id: &[u8]) -> Option<&LogKey> {
         self.rekor_keys.iter().find(|k| k.id == log_id)
     }
+
+    pub fn ct_key(&self, log_id: &[u8]) -> Option<&LogKey> {
+        self.ct_keys.iter().find(|k| k.id == log_id)
+    }
 }
 
 #[cfg(test)]
@@ -266,11 +307,13 @@ mod tests {
     #[test]
     fn public_good_root_loads() {
         let root = TrustRoot::public_good();
-        assert_eq!(root.rekor_keys.len(), 1);
+        // Rekor v1 (ECDSA) and the first Rekor v2 shard (Ed25519).
+        assert_eq!(root.rekor_keys.len(), 2);
         assert_eq!(root.ct_keys.len(), 2);
         assert_eq!(root.authorities.len(), 2);
+        assert_eq!(root.timestamp_authorities.len(), 1);
         assert_eq!(
-            B64.encode(root.rekor_keys[0].id),
+            B64.encode(&root.rekor_keys[0].id),
             "wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0="
         );
     }

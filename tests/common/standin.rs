@@ -14,10 +14,49 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{http_request, tempdir, TempDir};
+use super::{http_request, require_tool, tempdir, wharf, TempDir};
 
 /// How long the stand-in may take to write its state file (it usually takes ~1.2 s).
 const STATE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The OIDC issuer of GitHub Actions tokens (and of the stand-in's).
+pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// A regexp matching the identity of the stand-in's default tokens.
+pub const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
+
+/// Host variables that would change how wharf, cosign or sigstore-python find tokens and trust.
+pub const SIGSTORE_ENV: &[&str] = &[
+    "SIGSTORE_ID_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "WHARF_TRUSTED_ROOT",
+    "WHARF_REKOR_URL",
+    "WHARF_FULCIO_URL",
+    "WHARF_BUNDLE_FORMAT",
+    "SIGSTORE_ROOT_FILE",
+    "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
+    "SIGSTORE_REKOR_PUBLIC_KEY",
+];
+
+/// `wharf` without the host's Sigstore variables.
+pub fn wharf_clean() -> Command {
+    let mut cmd = wharf();
+    for var in SIGSTORE_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `cosign` without the host's Sigstore variables and password.
+pub fn cosign_plain() -> Command {
+    let mut cmd = Command::new(require_tool("cosign"));
+    for var in SIGSTORE_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove("COSIGN_PASSWORD");
+    cmd
+}
 
 /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` the stand-in's OIDC endpoint requires by default.
 pub const REQUEST_TOKEN: &str = "test-request-token";
@@ -241,6 +280,56 @@ impl SigstoreStandIn {
             "--trusted-root".into(),
             self.trusted_root.display().to_string(),
         ]
+    }
+
+    /// `python3 -m sigstore --trust-config … verify identity --offline --bundle B
+    /// --cert-identity ID --cert-oidc-issuer GITHUB FILE`: sigstore-python checking a bundle
+    /// against this stand-in's trust alone.
+    pub fn sigstore_python_verify(&self, bundle: &Path, identity: &str, file: &Path) -> Command {
+        let mut cmd = self.sigstore_python();
+        cmd.args(["verify", "identity", "--offline", "--bundle"])
+            .arg(bundle)
+            .args([
+                "--cert-identity",
+                identity,
+                "--cert-oidc-issuer",
+                GITHUB_ISSUER,
+            ])
+            .arg(file);
+        cmd
+    }
+
+    /// `wharf VERB --trusted-root … --certificate-identity-regexp OCTO --certificate-oidc-issuer
+    /// GITHUB --bundle B ARTIFACT` (VERB: `verify-blob` or `verify-blob-attestation`): a file
+    /// or `sha256:` digest checked against this stand-in's trust and default identity.
+    pub fn wharf_verify_blob(
+        &self,
+        verb: &str,
+        bundle: &Path,
+        artifact: impl AsRef<std::ffi::OsStr>,
+    ) -> Command {
+        let mut cmd = wharf_clean();
+        cmd.arg(verb)
+            .arg("--trusted-root")
+            .arg(&self.trusted_root)
+            .args(["--certificate-identity-regexp", OCTO_IDENTITY_REGEXP])
+            .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(artifact);
+        cmd
+    }
+
+    /// `python3 -m sigstore --trust-config …` (sigstore-python with this stand-in's trust
+    /// and services), without the host's Sigstore variables.
+    pub fn sigstore_python(&self) -> Command {
+        let mut cmd = Command::new(require_tool("python3"));
+        for var in SIGSTORE_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.args(["-m", "sigstore", "--trust-config"])
+            .arg(&self.trust_config);
+        cmd
     }
 
     /// A directory that lives as long as this stand-in.

@@ -1,0 +1,166 @@
+//! cosign's tag scheme: a `sha256-<hex>.sig` layer (a Simple Signing payload, its signature
+//! and certificate in annotations, the Rekor bundle beside them), and a `.att` layer (a DSSE
+//! envelope with the same annotations).
+
+use super::evidence::{
+    check_evidence, check_signature, Content, Context, Evidence, LogEvidence, Material, Verified,
+};
+use super::policy::Policy;
+use super::rejection::{reject, Rejection, RejectionKind as Kind};
+use super::statement::{check_statement, Naming, VerifiedStatement};
+use crate::cosign::attestation::Envelope;
+use crate::cosign::payload::SimpleSigning;
+use crate::oci::Digest;
+use crate::sigstore::cert::SigningCert;
+use crate::sigstore::rekor;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use sha2::{Digest as _, Sha256};
+
+/// What a tag-scheme layer carries besides its blob: the annotations that matter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayerAnnotations<'a> {
+    /// `dev.cosignproject.cosign/signature` (base64).
+    pub signature: Option<&'a str>,
+    /// `dev.sigstore.cosign/certificate` (PEM).
+    pub certificate: Option<&'a str>,
+    /// `dev.sigstore.cosign/bundle` (Rekor's SET and entry, JSON).
+    pub rekor_bundle: Option<&'a str>,
+}
+
+fn material(annotations: &LayerAnnotations<'_>) -> Result<Material, Rejection> {
+    Ok(match annotations.certificate {
+        Some(pem) => Material::Certificate(Box::new(SigningCert::from_pem(pem).map_err(|e| {
+            Rejection::new(
+                Kind::Malformed,
+                format!("malformed signing certificate: {e:#}"),
+            )
+        })?)),
+        None => Material::Key,
+    })
+}
+
+/// cosign's bundle annotation in the engine's shape: an entry with its SET, no proof.
+fn log_evidence(annotation: &str) -> Result<LogEvidence, Rejection> {
+    let bundle = rekor::Bundle::parse(annotation)
+        .map_err(|e| Rejection::new(Kind::Malformed, format!("{e:#}")))?;
+    let malformed = |what: &str| {
+        Rejection::new(
+            Kind::Malformed,
+            format!("transparency log evidence invalid: {what}"),
+        )
+    };
+    Ok(LogEvidence {
+        log_id: hex::decode(&bundle.payload.log_id)
+            .map_err(|_| malformed("the bundle's logID is not hex"))?,
+        log_index: bundle.payload.log_index,
+        kind_version: None,
+        integrated_time: bundle.payload.integrated_time,
+        promise: Some(
+            B64.decode(&bundle.signed_entry_timestamp)
+                .map_err(|_| malformed("the Signed Entry Timestamp is not base64"))?,
+        ),
+        proof: None,
+        body: B64
+            .decode(&bundle.payload.body)
+            .map_err(|_| malformed("the log entry body is not base64"))?,
+        body_b64: bundle.payload.body,
+    })
+}
+
+fn evidence(content: Content, annotations: &LayerAnnotations<'_>) -> Result<Evidence, Rejection> {
+    Ok(Evidence {
+        content,
+        material: material(annotations)?,
+        tlog: annotations
+            .rekor_bundle
+            .map(log_evidence)
+            .transpose()?
+            .into_iter()
+            .collect(),
+        timestamps: Vec::new(),
+        promise_required: true,
+        proof_required: false,
+    })
+}
+
+/// Verifies a `.sig` layer: its signature over the Simple Signing `payload` under the policy,
+/// the payload naming exactly `manifest`, and the evidence. Returns the payload as JSON.
+pub fn verify_signature_layer(
+    payload: &[u8],
+    annotations: &LayerAnnotations<'_>,
+    manifest: &Digest,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Result<(Verified, serde_json::Value), Rejection> {
+    let Some(signature_b64) = annotations.signature else {
+        return reject(
+            Kind::Malformed,
+            "signature invalid: a signature layer has no signature annotation",
+        );
+    };
+    let Ok(signature) = B64.decode(signature_b64.trim()) else {
+        return reject(
+            Kind::Malformed,
+            "signature invalid: the signature annotation is not base64",
+        );
+    };
+    let content = Content::Message {
+        digest: Sha256::digest(payload).into(),
+        signature,
+    };
+    let evidence = evidence(content, annotations)?;
+    let signed = check_signature(&evidence, policy)?;
+    let parsed = SimpleSigning::parse(payload)
+        .map_err(|e| Rejection::new(Kind::Malformed, format!("signature invalid: {e:#}")))?;
+    if parsed.signed_digest() != manifest.as_str() {
+        return reject(
+            Kind::WrongArtifact,
+            format!(
+                "signature for another image: it verifies but signs {}, not {manifest} (a signature copied from another image?)",
+                parsed.signed_digest()
+            ),
+        );
+    }
+    let verified = check_evidence(&evidence, signed, policy, ctx)?;
+    let value = serde_json::from_slice(payload)
+        .map_err(|e| Rejection::new(Kind::Malformed, format!("signature invalid: {e}")))?;
+    Ok((verified, value))
+}
+
+/// Verifies a `.att` layer: a DSSE envelope signed under the policy whose in-toto statement
+/// names `manifest` (and is of `predicate_type`, when given), with its evidence.
+pub fn verify_attestation_layer(
+    envelope: &[u8],
+    annotations: &LayerAnnotations<'_>,
+    manifest: &Digest,
+    predicate_type: Option<&str>,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Result<(Verified, VerifiedStatement), Rejection> {
+    let envelope = Envelope::parse(envelope).or_else(|_| {
+        reject(
+            Kind::Malformed,
+            "an attestation layer is not a DSSE envelope",
+        )
+    })?;
+    let content = Content::from_envelope(&envelope)?;
+    let evidence = evidence(content, annotations)?;
+    let signed = check_signature(&evidence, policy)?;
+    let Content::Dsse {
+        payload_type,
+        payload,
+        ..
+    } = &evidence.content
+    else {
+        unreachable!("built from an envelope");
+    };
+    let subject = manifest.sha256();
+    let naming = Naming {
+        holder: "attestation",
+        target: "image",
+    };
+    let statement = check_statement(payload_type, payload, &subject, predicate_type, naming)?;
+    let verified = check_evidence(&evidence, signed, policy, ctx)?;
+    Ok((verified, statement))
+}
