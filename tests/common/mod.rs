@@ -698,6 +698,22 @@ impl Registry {
             .unwrap_or_else(|e| panic!("{method} http://{}{path}: {e}", self.addr))
     }
 
+    /// A read (GET or HEAD) with this registry's credentials, retried while the registry
+    /// answers 500. Distribution's filesystem driver rewrites a tag's link file in place, so
+    /// a read racing a tag write can find it empty and answer 500 ("invalid checksum digest
+    /// format"); a watcher polling during a release must see the next state, not that.
+    fn read_request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        let mut attempts = 0;
+        loop {
+            let resp = self.request(method, path, headers, b"");
+            attempts += 1;
+            if resp.status != 500 || attempts == 50 {
+                return resp;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends a request without credentials; panics on I/O errors.
     pub fn request_anonymous(&self, method: &str, path: &str) -> HttpResponse {
         http_request(&self.addr, method, path, &[], b"")
@@ -708,7 +724,7 @@ impl Registry {
     /// Content-Type; `None` if the registry answers 404. Panics on any other status.
     pub fn get_manifest(&self, repo: &str, reference: &str) -> Option<(Vec<u8>, String)> {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let resp = self.request("GET", &path, &[("Accept", MANIFEST_ACCEPT)], b"");
+        let resp = self.read_request("GET", &path, &[("Accept", MANIFEST_ACCEPT)]);
         match resp.status {
             200 => {
                 let content_type = resp.header("Content-Type").unwrap_or_default().to_string();
@@ -723,7 +739,7 @@ impl Registry {
     /// `None` if it does not exist.
     pub fn manifest_digest(&self, repo: &str, reference: &str) -> Option<String> {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let resp = self.request("HEAD", &path, &[("Accept", MANIFEST_ACCEPT)], b"");
+        let resp = self.read_request("HEAD", &path, &[("Accept", MANIFEST_ACCEPT)]);
         match resp.status {
             200 => Some(
                 resp.header("Docker-Content-Digest")
@@ -750,7 +766,7 @@ impl Registry {
     /// repository does not exist.
     pub fn tags(&self, repo: &str) -> Vec<String> {
         let path = format!("/v2/{repo}/tags/list");
-        let resp = self.request("GET", &path, &[], b"");
+        let resp = self.read_request("GET", &path, &[]);
         match resp.status {
             200 => {}
             404 => return Vec::new(),
@@ -774,7 +790,7 @@ impl Registry {
     /// Whether blob `digest` is reachable through `repo` (HEAD 200 vs 404).
     pub fn blob_exists(&self, repo: &str, digest: &str) -> bool {
         let path = format!("/v2/{repo}/blobs/{digest}");
-        let resp = self.request("HEAD", &path, &[], b"");
+        let resp = self.read_request("HEAD", &path, &[]);
         match resp.status {
             200 => true,
             404 => false,
@@ -785,7 +801,7 @@ impl Registry {
     /// The content of blob `digest` through `repo`, or `None` on 404.
     pub fn get_blob(&self, repo: &str, digest: &str) -> Option<Vec<u8>> {
         let path = format!("/v2/{repo}/blobs/{digest}");
-        let resp = self.request("GET", &path, &[], b"");
+        let resp = self.read_request("GET", &path, &[]);
         match resp.status {
             200 => Some(resp.body),
             404 => None,
