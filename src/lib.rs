@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom up: [`oci`] and [`cosign`] (pure data and formats), [`store`] (one trait over
 //! registries and OCI layouts), [`sign`] (one signer trait over keys and keyless), [`ops`]
-//! (push, sign, mirror, verify), [`cli`] (argument parsing and printing).
+//! (push, sign, mirror, verify), [`cli`] (argument parsing and printing). [`yaml`] writes the
+//! generated admission policies.
 
 pub mod cli;
 pub mod cosign;
@@ -13,3 +14,4 @@ pub mod sign;
 pub mod sigstore;
 pub mod store;
 pub mod ui;
+pub mod yaml;
