@@ -15,3 +15,4 @@ pub mod sigstore;
 pub mod store;
 pub mod ui;
 pub mod verify;
+pub mod yaml;

@@ -313,22 +313,10 @@ struct Bundled {
     sbom: PathBuf,
 }
 
-/// Makes the first entry of `si`'s fresh transparency log (a legacy signature on a
-/// throwaway image of `reg`), so no bundle under test is logged at index 0.
-///
-/// cosign 2.5 (sigstore-go) refuses any bundle whose log entry is at index 0 of a one-entry
-/// tree ("validation error: nil value in transaction log entry": the zero log index and the
-/// empty proof are absent from protobuf JSON), its own bundles included. That cannot happen
-/// on a real log; on the stand-in's fresh log it does, whoever wrote the bundle.
-fn burn_log_index_zero(si: &SigstoreStandIn, reg: &Registry) {
-    let warmup = push_to(reg, "log-warmup", &["linux/amd64"], 999);
-    run_ok(&mut wharf_sign_keyless(si, &warmup.index(), "legacy"));
-}
-
 fn bundled(seed: u64) -> Bundled {
     let si = SigstoreStandIn::start();
     let reg = Registry::start();
-    burn_log_index_zero(&si, &reg);
+    si.burn_log_index_zero(&reg);
     let dir = tempdir();
     let img = push_to(&reg, "app", TWO, seed);
     let sbom = cyclonedx(dir.path(), "sbom.cdx.json", "zlib");
@@ -808,8 +796,8 @@ fn cosign_new_bundle_format_attestation_verifies_in_wharf() {
     let child = img.children[0].1.clone();
     let sbom = cyclonedx(dir.path(), "sbom.json", "openssl");
 
-    // See burn_log_index_zero.
-    burn_log_index_zero(&si, &reg);
+    // See SigstoreStandIn::burn_log_index_zero.
+    si.burn_log_index_zero(&reg);
 
     // cosign 2.5 writes a new-format bundle to the image with the stand-in's SIGSTORE_*
     // trust (no TUF needed to write).

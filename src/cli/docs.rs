@@ -1,9 +1,11 @@
 //! `wharf policy` and `wharf docs verify`: documents generated from the release config.
 
-use super::key::{read_key_reference, PasswordArgs};
+use super::key::{load_private_key, load_public_key, PasswordArgs};
 use super::release::load_config;
 use super::GlobalArgs;
-use crate::ops::release_docs::{admission_policy, verifying_guide};
+use crate::ops::release_config::ReleaseConfig;
+use crate::ops::release_docs::verifying_guide;
+use crate::ops::release_policy::{admission_policy, Controller};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -15,9 +17,13 @@ pub enum PolicyFormat {
     Kyverno,
 }
 
-/// Write the Kubernetes admission policy that enforces what the release config promises:
-/// the signature identity (or key) and the SBOM and provenance attestations, for the primary
-/// repository and every mirror. Deploy images by digest; the Kyverno policy also rewrites tags
+/// Write the Kubernetes admission policy that enforces what the release config promises: the
+/// signature by the release key or keyless identity (regexps anchored as wharf matches them),
+/// in the format the release writes, and its SLSA provenance, for the primary repository and
+/// every registry mirror: only those repositories' tags and digests, in every spelling the
+/// controller compares (Docker Hub's included). The policy's comments say what the controller
+/// cannot check (per-platform SBOMs; the workflow repository with policy-controller) and the
+/// controller version it needs. Deploy images by digest; the Kyverno policy also rewrites tags
 /// to digests.
 ///
 /// Examples:
@@ -49,8 +55,9 @@ pub enum DocsCommand {
     Verify(DocsVerifyArgs),
 }
 
-/// Write docs/verifying.md: how users verify the project's images and mirrors with cosign, gh
-/// and wharf, generated from the release config so it never drifts.
+/// Write docs/verifying.md: how users verify the project's images and mirrors with wharf and
+/// cosign (signatures, SBOMs, provenance), and for key-signed releases the key's fingerprint and
+/// where to get it, generated from the release config so it never drifts.
 #[derive(Args, Debug)]
 pub struct DocsVerifyArgs {
     #[arg(long, short = 'c', default_value = "wharf.toml", value_name = "FILE")]
@@ -84,30 +91,29 @@ fn write(output: Option<&PathBuf>, text: &str) -> Result<()> {
     }
 }
 
+/// The release's public key: `[verify] key`, else the public half of `[signing] key`; none for
+/// keyless releases.
+fn release_public_key(config: &ReleaseConfig) -> Result<Option<p256::PublicKey>> {
+    let password = PasswordArgs {
+        password_file: config.signing.password_file.as_ref().map(PathBuf::from),
+    };
+    match (&config.verify.key, &config.signing.key) {
+        (Some(k), _) => Ok(Some(load_public_key(k, &password)?)),
+        (None, Some(k)) => Ok(Some(load_private_key(k, &password)?.public_key())),
+        (None, None) => Ok(None),
+    }
+}
+
 pub fn run_policy(args: &PolicyArgs, _global: &GlobalArgs) -> Result<ExitCode> {
     let config = load_config(&args.config, &args.sets)?;
-    let key_pem = match (&config.verify.key, &config.signing.key) {
-        (Some(k), _) => {
-            Some(String::from_utf8(read_key_reference(k)?).context("the public key is not text")?)
-        }
-        (None, Some(k)) => Some(crate::sign::keys::public_key_pem(
-            &super::key::load_private_key(
-                k,
-                &PasswordArgs {
-                    password_file: config.signing.password_file.as_ref().map(PathBuf::from),
-                },
-            )?
-            .public_key(),
-        )),
-        (None, None) => None,
-    };
-    let format = match args.format {
-        PolicyFormat::SigstorePolicyController => "sigstore-policy-controller",
-        PolicyFormat::Kyverno => "kyverno",
+    let key_pem = release_public_key(&config)?.map(|k| crate::sign::keys::public_key_pem(&k));
+    let controller = match args.format {
+        PolicyFormat::SigstorePolicyController => Controller::PolicyController,
+        PolicyFormat::Kyverno => Controller::Kyverno,
     };
     write(
         args.output_file.as_ref(),
-        &admission_policy(&config, format, key_pem.as_deref())?,
+        &admission_policy(&config, controller, key_pem.as_deref())?,
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -123,6 +129,10 @@ pub fn run_docs(args: &DocsArgs, _global: &GlobalArgs) -> Result<ExitCode> {
             .unwrap_or("the project")
             .to_string()
     });
-    write(Some(&args.output_file), &verifying_guide(&config, &project))?;
+    let fingerprint = release_public_key(&config)?.map(|k| crate::sign::keys::fingerprint(&k));
+    write(
+        Some(&args.output_file),
+        &verifying_guide(&config, &project, fingerprint.as_deref())?,
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ pub mod referrers;
 pub mod release;
 pub mod release_config;
 pub mod release_docs;
+pub mod release_policy;
 pub mod sign;
 pub mod tree;
 pub mod verify;

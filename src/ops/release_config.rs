@@ -5,6 +5,7 @@
 //! environment variable `WHARF_CFG_SIGNING__KEY` (sections and keys joined by `__`).
 
 use super::bundles::BundleFormat;
+use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -105,6 +106,66 @@ pub struct Verify {
     /// Accept signatures without transparency-log evidence (only with tlog_upload = false).
     #[serde(default)]
     pub insecure_ignore_tlog: bool,
+    /// Where users download the public key (key-signed releases), e.g. an https URL; the
+    /// verification guide tells them to fetch it from there and check its fingerprint.
+    pub key_url: Option<String>,
+}
+
+/// One part of a keyless identity policy (the certificate identity, or its OIDC issuer) as
+/// `wharf verify` matches it: an exact value, or a regular expression matched in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityMatch {
+    Exact(String),
+    Regexp(String),
+}
+
+impl IdentityMatch {
+    /// From a `key` / `key_regexp` pair. With both, wharf accepts a value equal to the first
+    /// or matching the second: one regular expression says the same.
+    fn from_pair(exact: Option<&String>, regexp: Option<&String>) -> Option<IdentityMatch> {
+        match (exact, regexp) {
+            (Some(e), None) => Some(IdentityMatch::Exact(e.clone())),
+            (None, Some(r)) => Some(IdentityMatch::Regexp(r.clone())),
+            (Some(e), Some(r)) => Some(IdentityMatch::Regexp(format!("{}|{r}", regex::escape(e)))),
+            (None, None) => None,
+        }
+    }
+
+    /// The same policy for tools that match a regular expression anywhere in the value (Go's
+    /// `MatchString`: cosign, policy-controller, Kyverno): anchored at both ends, so they
+    /// accept exactly what wharf accepts.
+    pub fn anchored_regexp(&self) -> String {
+        match self {
+            IdentityMatch::Exact(value) => format!("^{}$", regex::escape(value)),
+            IdentityMatch::Regexp(re) => format!("^(?:{re})$"),
+        }
+    }
+}
+
+impl Verify {
+    /// The certificate identity policy, if keyless.
+    pub fn identity_match(&self) -> Option<IdentityMatch> {
+        IdentityMatch::from_pair(
+            self.certificate_identity.as_ref(),
+            self.certificate_identity_regexp.as_ref(),
+        )
+    }
+
+    /// The OIDC issuer policy, if keyless.
+    pub fn issuer_match(&self) -> Option<IdentityMatch> {
+        IdentityMatch::from_pair(
+            self.certificate_oidc_issuer.as_ref(),
+            self.certificate_oidc_issuer_regexp.as_ref(),
+        )
+    }
+
+    /// The keyless policy: the certificate identity and its OIDC issuer.
+    pub fn keyless_policy(&self) -> Result<(IdentityMatch, IdentityMatch)> {
+        match (self.identity_match(), self.issuer_match()) {
+            (Some(identity), Some(issuer)) => Ok((identity, issuer)),
+            _ => bail!("keyless signing needs [verify] certificate_identity (or _regexp) and certificate_oidc_issuer (or _regexp)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +247,25 @@ impl ReleaseConfig {
         if !self.signing.tlog_upload && !v.insecure_ignore_tlog {
             bail!("[signing] tlog_upload = false makes signatures without log evidence: set [verify] insecure_ignore_tlog = true to accept them");
         }
+        for (name, re) in [
+            (
+                "certificate_identity_regexp",
+                &v.certificate_identity_regexp,
+            ),
+            (
+                "certificate_oidc_issuer_regexp",
+                &v.certificate_oidc_issuer_regexp,
+            ),
+        ] {
+            if let Some(re) = re {
+                regex::Regex::new(re).map_err(|e| {
+                    anyhow!(
+                        "[verify] {name} is not a valid regular expression: {}",
+                        one_line(&e.to_string())
+                    )
+                })?;
+            }
+        }
         if self.attestations.sbom == SbomSource::Files && self.attestations.sbom_files.is_empty() {
             bail!("[attestations] sbom = \"files\" needs sbom_files = {{ \"linux/amd64\" = \"FILE\", ... }}");
         }
@@ -227,71 +307,172 @@ fn set_path(table: &mut toml::Table, path: &str, raw: &str) -> Result<()> {
 }
 
 impl ReleaseConfig {
-    /// The commands users run to verify `reference` (an `IMAGE@DIGEST`), with cosign and
-    /// with wharf, under this release's policy.
+    /// Whether the release is verified against a public key (else a keyless identity).
+    pub fn key_based(&self) -> bool {
+        self.verify.key.is_some() || self.signing.key.is_some()
+    }
+
+    /// Whether the release uses a Sigstore other than the public-good instance, whose trust
+    /// root verifiers must be given.
+    pub fn private_sigstore(&self) -> bool {
+        let s = &self.signing;
+        s.fulcio_url != crate::sigstore::PUBLIC_FULCIO_URL
+            || s.rekor_url != crate::sigstore::PUBLIC_REKOR_URL
+            || s.trusted_root.is_some()
+    }
+
+    /// The public key file as the releasing machine names it.
+    fn local_public_key(&self) -> String {
+        match (&self.verify.key, &self.signing.key) {
+            (Some(k), _) => k.clone(),
+            (None, Some(k)) => format!("{}.pub", k.trim_end_matches(".key")),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The commands that verify `reference` (an `IMAGE@DIGEST`, the release's index) under
+    /// this release's policy, with wharf and (for registries) cosign, as the releasing machine
+    /// runs them.
     pub fn verify_commands(&self, reference: &str) -> Vec<(&'static str, String)> {
-        let v = &self.verify;
-        let policy = match (&v.key, &self.signing.key) {
-            (Some(k), _) => format!("--key {k}"),
-            (None, Some(k)) => format!("--key {}", k.trim_end_matches(".key").to_string() + ".pub"),
-            (None, None) => {
-                let mut p = Vec::new();
-                if let Some(i) = &v.certificate_identity {
-                    p.push(format!("--certificate-identity '{i}'"));
-                }
-                if let Some(i) = &v.certificate_identity_regexp {
-                    p.push(format!("--certificate-identity-regexp '{i}'"));
-                }
-                if let Some(i) = &v.certificate_oidc_issuer {
-                    p.push(format!("--certificate-oidc-issuer '{i}'"));
-                }
-                if let Some(i) = &v.certificate_oidc_issuer_regexp {
-                    p.push(format!("--certificate-oidc-issuer-regexp '{i}'"));
-                }
-                p.join(" ")
-            }
-        };
-        let (cosign_tlog, wharf_tlog) = if v.insecure_ignore_tlog {
-            (" --insecure-ignore-tlog=true", " --insecure-ignore-tlog")
+        self.verify_commands_with_key(reference, &self.local_public_key())
+    }
+
+    /// [`Self::verify_commands`] for someone whose copy of the public key is `key_file`.
+    pub fn verify_commands_with_key(
+        &self,
+        reference: &str,
+        key_file: &str,
+    ) -> Vec<(&'static str, String)> {
+        let wharf_policy = self.policy_flags(key_file, false).join(" ");
+        let cosign_policy = self.policy_flags(key_file, true).join(" ");
+        // cosign 2.x reads only the .sig/.att tags unless told the release has bundles alone.
+        let cosign_format = if self.signing.bundle_format == BundleFormat::Bundle {
+            " --new-bundle-format"
         } else {
-            ("", "")
+            ""
         };
         // cosign reads registries, not layout directories.
         let registry = !reference.starts_with("oci:");
+        let repository = reference.split('@').next().unwrap_or(reference);
         let mut out = vec![(
             "wharf",
-            format!("wharf verify --recursive {policy}{wharf_tlog} {reference}"),
+            format!("wharf verify --recursive {wharf_policy} {reference}"),
         )];
         if registry {
-            out.push((
-                "cosign",
-                format!("cosign verify {policy}{cosign_tlog} {reference}"),
-            ));
+            let signature = if self.signing.bundle_format == BundleFormat::Bundle {
+                // cosign 2.x has no bundle path for image signatures; the bundle holds an
+                // in-toto statement of this type, which it verifies as an attestation (as
+                // cosign 3's `verify` does).
+                format!("cosign verify-attestation{cosign_format} --type {SIGN_PREDICATE_TYPE} {cosign_policy} {reference}")
+            } else {
+                format!("cosign verify {cosign_policy} {reference}")
+            };
+            out.push(("cosign", signature));
         }
         if self.attestations.sbom != SbomSource::None {
             out.push((
                 "wharf",
-                format!("wharf verify-attestation --recursive --type cyclonedx {policy}{wharf_tlog} {reference}"),
+                format!("wharf verify-attestation --recursive --type cyclonedx {wharf_policy} {reference}"),
             ));
             if registry {
-                let repo = reference.split('@').next().unwrap_or(reference);
+                // Each platform carries its own SBOM; cosign checks one manifest at a time.
                 out.push((
                     "cosign",
-                    format!("cosign verify-attestation --type cyclonedx {policy}{cosign_tlog} {repo}@PLATFORM_DIGEST"),
+                    format!("cosign verify-attestation{cosign_format} --type cyclonedx {cosign_policy} {repository}@PLATFORM_DIGEST"),
                 ));
             }
         }
-        if self.signing.bundle_format.bundle() && self.signing.key.is_none() {
-            if let Some(repo) = &v.certificate_github_workflow_repository {
+        if self.attestations.provenance {
+            out.push((
+                "wharf",
+                format!(
+                    "wharf verify-attestation --type slsaprovenance1 {wharf_policy} {reference}"
+                ),
+            ));
+            if registry {
                 out.push((
-                    "gh",
-                    format!(
-                        "gh attestation verify oci://{reference} --repo {repo} --bundle-from-oci"
-                    ),
+                    "cosign",
+                    format!("cosign verify-attestation{cosign_format} --type slsaprovenance1 {cosign_policy} {reference}"),
                 ));
             }
         }
         out
+    }
+
+    /// The policy as command-line flags. wharf matches identity regexps in full; cosign
+    /// matches them anywhere, so it is given them anchored.
+    fn policy_flags(&self, key_file: &str, cosign: bool) -> Vec<String> {
+        let v = &self.verify;
+        let mut flags = Vec::new();
+        if self.key_based() {
+            flags.push(format!("--key {}", shell_word(key_file)));
+        } else if cosign {
+            for (flag, policy) in [
+                ("--certificate-identity", v.identity_match()),
+                ("--certificate-oidc-issuer", v.issuer_match()),
+            ] {
+                match policy {
+                    Some(IdentityMatch::Exact(value)) => {
+                        flags.push(format!("{flag} {}", shell_word(&value)))
+                    }
+                    Some(re) => flags.push(format!(
+                        "{flag}-regexp {}",
+                        shell_word(&re.anchored_regexp())
+                    )),
+                    None => {}
+                }
+            }
+        } else {
+            for (flag, value) in [
+                ("--certificate-identity", &v.certificate_identity),
+                (
+                    "--certificate-identity-regexp",
+                    &v.certificate_identity_regexp,
+                ),
+                ("--certificate-oidc-issuer", &v.certificate_oidc_issuer),
+                (
+                    "--certificate-oidc-issuer-regexp",
+                    &v.certificate_oidc_issuer_regexp,
+                ),
+            ] {
+                if let Some(value) = value {
+                    flags.push(format!("{flag} {}", shell_word(value)));
+                }
+            }
+        }
+        if !self.key_based() {
+            if let Some(repo) = &v.certificate_github_workflow_repository {
+                flags.push(format!(
+                    "--certificate-github-workflow-repository {}",
+                    shell_word(repo)
+                ));
+            }
+        }
+        if v.insecure_ignore_tlog {
+            flags.push(
+                if cosign {
+                    "--insecure-ignore-tlog=true"
+                } else {
+                    "--insecure-ignore-tlog"
+                }
+                .to_string(),
+            );
+        }
+        flags
+    }
+}
+
+/// `word` as one POSIX shell word: as it is when it has nothing a shell would interpret, else
+/// single-quoted.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod k8s;
 pub mod keys;
 pub mod proxy;
 pub mod standin;
@@ -76,6 +77,50 @@ pub fn wharf() -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// Host variables that would change how wharf or cosign find tokens, trust roots, passwords,
+/// output or the example's directory; [`clean`] removes them.
+pub const HOST_TOOL_ENV: &[&str] = &[
+    "SIGSTORE_ID_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "SIGSTORE_ROOT_FILE",
+    "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
+    "SIGSTORE_REKOR_PUBLIC_KEY",
+    "COSIGN_PASSWORD",
+    "WHARF_OUTPUT",
+    "WHARF_EXAMPLE_OUT",
+    "WHARF_TRUSTED_ROOT",
+    "WHARF_REKOR_URL",
+    "WHARF_FULCIO_URL",
+    "WHARF_BUNDLE_FORMAT",
+];
+
+/// Removes [`HOST_TOOL_ENV`] and any `WHARF_CFG_*` of the host from `cmd` (wharf, cosign, or a
+/// shell running them).
+pub fn clean(cmd: &mut Command) -> &mut Command {
+    for var in HOST_TOOL_ENV {
+        cmd.env_remove(var);
+    }
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WHARF_CFG_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// [`wharf`], [`clean`]ed.
+pub fn wharf_clean() -> Command {
+    let mut cmd = wharf();
+    clean(&mut cmd);
+    cmd
+}
+
+/// A TOML string (JSON's escapes, `\"` `\\` `\n` `\uXXXX`, are TOML's too).
+pub fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
 }
 
 /// The executable `name` found on `PATH`, if any.
@@ -1045,6 +1090,17 @@ impl BuiltLayout {
             .map(|(_, d)| d.as_str())
             .unwrap_or_else(|| panic!("layout has no platform {platform}"))
     }
+}
+
+/// The example image (real tar+gzip layers, so SBOMs can be generated from them), written
+/// by `scripts/make-example-layout.py` into `dir`; its `index.json` entry is named `v1`.
+pub fn example_layout(dir: &Path) -> PathBuf {
+    run_ok(
+        Command::new(require_tool("python3"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-example-layout.py"))
+            .arg(dir),
+    );
+    dir.to_path_buf()
 }
 
 /// `sha256` of `bytes` as lowercase hex.

@@ -332,6 +332,30 @@ impl SigstoreStandIn {
         cmd
     }
 
+    /// Makes the first entry of this stand-in's fresh transparency log (a legacy signature on
+    /// a throwaway image of `reg`), so no bundle under test is logged at index 0.
+    ///
+    /// cosign 2.5 (sigstore-go) refuses any bundle whose log entry is at index 0 of a
+    /// one-entry tree ("validation error: nil value in transaction log entry": the zero log
+    /// index and the empty proof are absent from protobuf JSON), its own bundles included.
+    /// That cannot happen on a real log; on the stand-in's fresh log it does, whoever wrote
+    /// the bundle.
+    pub fn burn_log_index_zero(&self, reg: &super::Registry) {
+        let warmup = super::push_to(reg, "log-warmup", &["linux/amd64"], 999);
+        super::run_ok(
+            super::wharf()
+                .args([
+                    "sign",
+                    "--allow-insecure-registry",
+                    "--bundle-format",
+                    "legacy",
+                ])
+                .args(self.wharf_args())
+                .args(["--identity-token", &self.token("")])
+                .arg(warmup.index()),
+        );
+    }
+
     /// A directory that lives as long as this stand-in.
     pub fn dir(&self) -> &Path {
         self.dir.path()
