@@ -213,8 +213,12 @@ pub async fn release(
         let predicate = match config.attestations.sbom {
             SbomSource::None => continue,
             SbomSource::Files => match config.attestations.sbom_files.get(&platform.to_string()) {
-                Some(file) => std::fs::read(file)
-                    .with_context(|| format!("[attestations] SBOM file {file}"))?,
+                Some(file) => crate::files::read_bounded(
+                    std::path::Path::new(file),
+                    crate::files::PREDICATE_LIMIT,
+                    "SBOM file",
+                )
+                .context("[attestations]")?,
                 None => {
                     return Err(anyhow!(
                         "[attestations] sbom_files has no file for {platform}"
