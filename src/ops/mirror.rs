@@ -239,13 +239,15 @@ impl Mirror<'_> {
                     });
                 }
                 // A registry with the referrers API indexes them itself; otherwise keep the
-                // fallback tag index up to date.
+                // fallback tag index up to date. (A layout indexes nothing by itself, even one
+                // that lists referrers it holds.)
                 Pending::FallbackIndex {
                     subject,
                     referrers,
                     exact,
                 } => {
-                    if self.dst.referrers(&subject).await?.is_none()
+                    if (self.dst.repository().is_layout()
+                        || self.dst.referrers(&subject).await?.is_none())
                         && referrers::merge_into_fallback_index(
                             self.dst,
                             &subject,
@@ -349,6 +351,11 @@ pub async fn mirror(
         }
     }
     let graph = read_graph(src.as_ref(), &root, request.jobs).await?;
+    if src.repository().is_layout() {
+        // Before the destination is touched: a layout missing a blob (or holding something
+        // that is not one) stops here, with nothing written anywhere.
+        check_blobs_present(src.as_ref(), &graph, request.jobs).await?;
+    }
     let dst = stores.open_for_write(&request.dest).await?;
     let (source_tags, dest_tags) =
         futures_util::join!(tag_set(src.as_ref()), tag_set(dst.as_ref()));
@@ -433,6 +440,12 @@ pub async fn mirror(
             tags_written += 1;
         }
     }
+    if tags.is_empty() {
+        // Untagged, the image is still listed (a layout's index.json), or only its digest
+        // finds it.
+        dst.list_untagged(&graph.root().manifest).await?;
+    }
+    dst.commit().await?;
 
     let root_node = graph.root();
     Ok(MirrorReport {

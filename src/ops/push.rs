@@ -1,4 +1,5 @@
-//! `wharf push`: an OCI image layout to a registry or another layout, by digest.
+//! `wharf push`: an OCI image layout (directory or archive) to a registry or another layout,
+//! by digest.
 
 use super::copy::{check_blobs_present, copy_graph, put_tag, CopyStats};
 use super::graph::read_graph;
@@ -47,8 +48,8 @@ pub async fn push(
 ) -> Result<PushReport> {
     if !request.source.repository.is_layout() {
         bail!(
-            "push reads an OCI image layout (oci:DIR or a directory), not {}; to copy between \
-             registries use `wharf mirror`",
+            "push reads an OCI image layout (a directory, oci:DIR or oci-archive:FILE), not {}; \
+             to copy between registries use `wharf mirror`",
             request.source
         );
     }
@@ -87,6 +88,11 @@ pub async fn push(
     for tag in &tags {
         put_tag(dest.as_ref(), &graph.root().manifest, tag).await?;
     }
+    if tags.is_empty() {
+        // Untagged, it is still listed (a layout's index.json), or only its digest finds it.
+        dest.list_untagged(&graph.root().manifest).await?;
+    }
+    dest.commit().await?;
 
     let root_node = graph.root();
     Ok(PushReport {
