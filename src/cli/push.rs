@@ -1,6 +1,6 @@
 use super::{default_jobs, github, GlobalArgs};
-use crate::oci::{ImageRef, Repository};
-use crate::ops::push::{push, PushRequest};
+use crate::oci::ImageRef;
+use crate::ops::push::{layout_source, push, PushRequest};
 use anyhow::Result;
 use clap::Args;
 use std::fmt::Write;
@@ -49,7 +49,7 @@ pub struct PushArgs {
 
 pub async fn run(args: &PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let request = PushRequest {
-        source: layout_reference(&args.layout)?,
+        source: layout_source(&args.layout)?,
         dest: ImageRef::parse(&args.dest)?,
         tags: args.tags.clone(),
         jobs: args.jobs,
@@ -92,21 +92,6 @@ pub async fn run(args: &PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
         s
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The layout argument: `oci:`/`oci-archive:` as written; a bare path is a directory, or an
-/// archive when it names a file.
-fn layout_reference(arg: &str) -> Result<ImageRef> {
-    if arg.starts_with("oci:") || arg.starts_with("oci-archive:") {
-        return ImageRef::parse(arg);
-    }
-    let mut reference = ImageRef::parse(&format!("oci:{arg}"))?;
-    if let Repository::Layout { dir } = &reference.repository {
-        if dir.is_file() {
-            reference.repository = Repository::Archive { file: dir.clone() };
-        }
-    }
-    Ok(reference)
 }
 
 fn summary_markdown(report: &crate::ops::push::PushReport) -> String {

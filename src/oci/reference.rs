@@ -43,6 +43,8 @@ impl Repository {
     }
 
     /// Whether this is a local OCI layout, a directory or an archive.
+    ///
+    /// See also [`names_layout`] for references still in text form.
     pub fn is_layout(&self) -> bool {
         matches!(self, Repository::Layout { .. } | Repository::Archive { .. })
     }
@@ -56,6 +58,12 @@ impl fmt::Display for Repository {
             Repository::Archive { file } => write!(f, "oci-archive:{}", file.display()),
         }
     }
+}
+
+/// Whether a reference, as written, names a local layout (`oci:DIR`, `oci-archive:FILE`)
+/// rather than a registry repository.
+pub fn names_layout(reference: &str) -> bool {
+    reference.starts_with("oci:") || reference.starts_with("oci-archive:")
 }
 
 /// A reference to an image: a repository plus an optional tag and/or digest.
@@ -409,6 +417,8 @@ mod tests {
         assert_eq!(r.to_string(), format!("oci-archive:./rel.tar:v1@{d}"));
         assert!(r.repository.is_layout());
         assert!(ImageRef::parse("oci-archive:").is_err());
+        assert!(names_layout("oci:./x") && names_layout("oci-archive:x.tar"));
+        assert!(!names_layout("ghcr.io/o/oci-archive"));
     }
 
     #[test]

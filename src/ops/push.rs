@@ -3,7 +3,7 @@
 
 use super::copy::{check_blobs_present, copy_graph, put_tag, CopyStats};
 use super::graph::read_graph;
-use crate::oci::{media, ImageRef};
+use crate::oci::{media, ImageRef, Repository};
 use crate::store::{resolve_reference, Stores};
 use crate::ui::Progress;
 use anyhow::{bail, Result};
@@ -39,6 +39,21 @@ pub struct PushReport {
     pub manifests: Vec<PushedManifest>,
     pub tags: Vec<String>,
     pub stats: CopyStats,
+}
+
+/// A layout named on the command line or in a config: `oci:`/`oci-archive:` as written; a
+/// bare path is a directory, or an archive when it names a file.
+pub fn layout_source(arg: &str) -> Result<ImageRef> {
+    if crate::oci::reference::names_layout(arg) {
+        return ImageRef::parse(arg);
+    }
+    let mut reference = ImageRef::parse(&format!("oci:{arg}"))?;
+    if let Repository::Layout { dir } = &reference.repository {
+        if dir.is_file() {
+            reference.repository = Repository::Archive { file: dir.clone() };
+        }
+    }
+    Ok(reference)
 }
 
 pub async fn push(

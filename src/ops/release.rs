@@ -10,6 +10,7 @@ use super::bundles::BundleFormat;
 use super::copy::put_tag;
 use super::graph::read_graph;
 use super::mirror::{mirror, MirrorRequest};
+use super::push::layout_source;
 use super::push::{push, PushReport, PushRequest};
 use super::release_config::{ReleaseConfig, SbomSource};
 use super::sign::{sign, SignRequest, Tlog};
@@ -129,18 +130,13 @@ pub async fn release(
 ) -> Result<ReleaseReport> {
     let config = inputs.config;
     let mut steps = Vec::new();
-    let layout = if config.layout.starts_with("oci:") {
-        config.layout.clone()
-    } else {
-        format!("oci:{}", config.layout)
-    };
     let primary_ref = ImageRef::parse(&config.repository).context("[repository]")?;
 
     step("push");
     let pushed: PushReport = push(
         stores,
         &PushRequest {
-            source: ImageRef::parse(&layout).context("[layout]")?,
+            source: layout_source(&config.layout).context("[layout]")?,
             dest: ImageRef {
                 tag: None,
                 ..primary_ref.clone()

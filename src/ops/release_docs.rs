@@ -6,12 +6,12 @@ use super::release_config::{ReleaseConfig, SbomSource};
 use anyhow::{bail, Result};
 use std::fmt::Write;
 
-/// Registry repositories of the release (primary and mirrors); layout directories have no
+/// Registry repositories of the release (primary and mirrors); layouts and archives have no
 /// admission controller.
 fn registry_repositories(config: &ReleaseConfig) -> Vec<String> {
     std::iter::once(config.repository.as_str())
         .chain(config.mirrors.iter().map(|m| m.destination.as_str()))
-        .filter(|r| !r.starts_with("oci:"))
+        .filter(|r| !crate::oci::reference::names_layout(r))
         .map(|r| r.split('@').next().unwrap_or(r).to_string())
         .collect()
 }
