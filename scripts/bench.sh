@@ -5,7 +5,9 @@
 #   scripts/bench.sh push      # wharf push vs skopeo copy vs oras cp
 #   scripts/bench.sh sign      # recursive sign / verify: wharf vs cosign at 2/8/32 platforms
 #   scripts/bench.sh mirror    # wharf mirror vs cosign copy vs oras cp -r vs skopeo copy
-#   scripts/bench.sh all       # the three in turn
+#   scripts/bench.sh airgap    # a 32-platform signed release into an archive and back out:
+#                              # wharf mirror vs skopeo copy --all vs oras cp -r
+#   scripts/bench.sh all       # the four in turn
 #
 # Tables go to stdout, progress to stderr.
 #
@@ -871,12 +873,155 @@ cmd_mirror() {
     wall_rss_table "$big_results" wharf
 }
 
+# --- airgap ----------------------------------------------------------------------------
+# A 32-platform release (one 4 MiB random layer per platform) is built in registry A as for
+# `mirror` (make_release: wharf push --tag v1, wharf sign --recursive, cosign attest). Then
+# BENCH_RUNS times each tool carries A/rel:v1 across an air gap and into a fresh repository
+# of registry B, in two timed legs:
+#   wharf         mirror A/rel:v1 oci-archive:FILE;  mirror oci-archive:FILE:v1 B/wharf-N
+#   wharf-layout  the same through oci:DIR (no archive)
+#   skopeo        copy --all --preserve-digests docker://A/rel:v1 oci-archive:FILE:v1, and
+#                 back to docker://B/skopeo-N:v1 (the image only: skopeo does not copy
+#                 signatures or attestations)
+#   oras          cp -r A/rel:v1 --to-oci-layout DIR:v1, and cp -r --from-oci-layout back
+#                 (oras writes no archives; -r follows OCI referrers, not cosign's tags)
+# The table gives each leg's median wall time and peak RSS, the median of both legs together
+# and its ratio to wharf's, what crossed the gap (MiB on disk), and whether cosign verify (index
+# and every platform) and verify-attestation pass on the last run's copy in B.
+
+# measure_leg TOOL LEG CMD...: runs CMD (run_timed), appends "TOOL LEG WALL RSS" to $RESULTS;
+# stops the benchmark with CMD's output if it fails.
+measure_leg() {
+    local tool=$1 leg=$2
+    shift 2
+    run_timed "$@"
+    if [ "$RUN_OK" = no ]; then
+        log "$tool $leg failed: $*"
+        printf '%s\n' "$RUN_TAIL" >&2
+        exit 1
+    fi
+    log "  $tool $leg: ${RUN_WALL}s, $((RUN_RSS / 1024)) MiB"
+    printf '%s %s %s %s\n' "$tool" "$leg" "$RUN_WALL" "$RUN_RSS" >>"$RESULTS"
+}
+
+# airgap_table RESULTS EXTRAS: per tool, legs' medians, total and ratio to wharf; EXTRAS has
+# "TOOL MIB COMPLETE" lines.
+airgap_table() {
+    py "$1" "$2" <<'PY'
+legs, totals = {}, {}
+for line in open(sys.argv[1]):
+    tool, leg, wall, rss = line.split()
+    legs.setdefault(tool, {}).setdefault(leg, []).append((float(wall), int(rss)))
+extras = {}
+for line in open(sys.argv[2]):
+    tool, mib, complete = line.split()
+    extras[tool] = (mib, complete)
+def total_median(tool):
+    ins, outs = legs[tool]["in"], legs[tool]["out"]
+    return median(a[0] + b[0] for a, b in zip(ins, outs))
+base = total_median("wharf")
+print(f"{'tool':<13} {'runs':>4} {'in s':>6} {'out s':>6} {'total s':>8} {'total / wharf':>13} "
+      f"{'peak RSS in/out MiB':>19} {'across MiB':>10}  artifacts complete")
+for tool in legs:
+    ins, outs = legs[tool]["in"], legs[tool]["out"]
+    total = total_median(tool)
+    rss = f"{max(r for _, r in ins) / 1024:.0f}/{max(r for _, r in outs) / 1024:.0f}"
+    mib, complete = extras.get(tool, ("-", "-"))
+    print(f"{tool:<13} {len(ins):>4} {median(w for w, _ in ins):>6.2f} "
+          f"{median(w for w, _ in outs):>6.2f} {total:>8.2f} {total / base:>13.2f} "
+          f"{rss:>19} {mib:>10}  {complete}")
+PY
+}
+
+# size_on_disk NAME PATH: "NAME MIB" for a file or directory.
+size_on_disk() {
+    echo "$1 $(du -sm "$2" | cut -f1)"
+}
+
+cmd_airgap() {
+    prepare
+    need skopeo cosign oras jq
+    local layout="$BENCH_DIR/layouts/airgap-32x4M" work
+    local -a platforms
+    mapfile -t platforms < <(sign_platforms 32)
+    gen_layout "$layout" bench 4M 1 "${platforms[@]}"
+    work=$(mktemp -d "$BENCH_DIR/airgap.XXXXXX")
+    at_exit "rm -rf '$work'"
+    start_registry A
+    start_registry B
+    setup_skopeo_cache
+    local -x DOCKER_CONFIG
+    DOCKER_CONFIG=$(mktemp -d "$BENCH_DIR/docker-config.XXXXXX")
+    at_exit "rm -rf '$DOCKER_CONFIG'"
+    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
+    make_release "$layout"
+    local layout_mib
+    layout_mib=$(du -sm "$layout/blobs" | cut -f1)
+
+    local results extras
+    new_results results
+    new_results extras
+    RESULTS=$results
+    local src=$A/rel:v1 i tool carried
+    log "airgap: 32 platforms (${layout_mib} MiB), $BENCH_RUNS runs per tool, A=$A B=$B"
+    for i in $(seq "$BENCH_RUNS"); do
+        log "run $i/$BENCH_RUNS"
+        carried=$work/wharf-$i.tar
+        measure_leg wharf in "$WHARF" mirror "$src" "oci-archive:$carried" \
+            --allow-insecure-registry -q
+        measure_leg wharf out "$WHARF" mirror "oci-archive:$carried:v1" "$B/wharf-$i" \
+            --allow-insecure-registry -q
+        [ "$i" -gt 1 ] || size_on_disk wharf "$carried" >>"$work/sizes"
+        rm -f "$carried"
+
+        carried=$work/wharf-layout-$i
+        measure_leg wharf-layout in "$WHARF" mirror "$src" "oci:$carried" \
+            --allow-insecure-registry -q
+        measure_leg wharf-layout out "$WHARF" mirror "oci:$carried:v1" "$B/wharf-layout-$i" \
+            --allow-insecure-registry -q
+        [ "$i" -gt 1 ] || size_on_disk wharf-layout "$carried" >>"$work/sizes"
+        rm -rf "$carried"
+
+        carried=$work/skopeo-$i.tar
+        fresh_skopeo_cache
+        measure_leg skopeo in "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --src-tls-verify=false "docker://$src" "oci-archive:$carried:v1"
+        fresh_skopeo_cache
+        measure_leg skopeo out "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --dest-tls-verify=false "oci-archive:$carried:v1" "docker://$B/skopeo-$i:v1"
+        [ "$i" -gt 1 ] || size_on_disk skopeo "$carried" >>"$work/sizes"
+        rm -f "$carried"
+
+        carried=$work/oras-$i
+        measure_leg oras in oras cp -r --from-plain-http "$src" --to-oci-layout "$carried:v1"
+        measure_leg oras out oras cp -r --from-oci-layout "$carried:v1" --to-plain-http \
+            "$B/oras-$i:v1"
+        [ "$i" -gt 1 ] || size_on_disk oras "$carried" >>"$work/sizes"
+        rm -rf "$carried"
+    done
+    for tool in wharf wharf-layout skopeo oras; do
+        echo "$tool $(awk -v t="$tool" '$1 == t { print $2 }' "$work/sizes")" \
+            "$(artifacts_complete "$tool-$BENCH_RUNS")" >>"$extras"
+    done
+
+    echo
+    echo "airgap: 32 platforms x 1 x 4 MiB layer (${layout_mib} MiB), signed (wharf, recursive," \
+        "33 signatures) + CycloneDX attestation (cosign); $BENCH_RUNS runs, registries on loopback"
+    airgap_table "$results" "$extras"
+    echo
+    echo "in: registry A -> archive (wharf, skopeo) or layout directory (wharf-layout, oras);"
+    echo "out: that -> a fresh repository of registry B. Medians; peak RSS is the largest of the"
+    echo "runs. artifacts complete: cosign verify (index and each platform) and cosign"
+    echo "verify-attestation --type cyclonedx pass on the last run's copy in B."
+}
+
 # --- main ------------------------------------------------------------------------------
 
 cmd_all() {
     scoped cmd_push
     scoped cmd_sign
     scoped cmd_mirror
+    scoped cmd_airgap
 }
 
 usage() {
@@ -884,7 +1029,7 @@ usage() {
 }
 
 case "${1:-}" in
-    push | sign | mirror | all) "cmd_$1" ;;
+    push | sign | mirror | airgap | all) "cmd_$1" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
 esac

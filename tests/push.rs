@@ -583,6 +583,50 @@ fn several_images_share_one_layout_and_tree_lists_them_all() {
     assert_mentions(&line, &["holds 3 images", "a, b", &layouts[2].root_digest]);
 }
 
+/// An archive as `docker buildx build --output type=oci,dest=FILE` writes it (BuildKit uses
+/// containerd's exporter): entries sorted by name, directory entries, read-only blobs, and a
+/// Docker `manifest.json` beside the layout.
+#[test]
+fn buildx_style_archive_pushes_by_digest() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(36));
+    let mut files: Vec<(String, Vec<u8>)> = layout
+        .manifest_digests
+        .iter()
+        .chain(&layout.blob_digests)
+        .map(|d| (format!("blobs/sha256/{}", &d[7..]), layout.read_blob(d)))
+        .collect();
+    for name in ["index.json", "oci-layout"] {
+        files.push((name.to_string(), fs::read(layout.dir.join(name)).unwrap()));
+    }
+    files.push((
+        "manifest.json".to_string(),
+        br#"[{"Config":"","RepoTags":[],"Layers":[]}]"#.to_vec(),
+    ));
+    files.sort();
+    files.dedup();
+    let mut entries = vec![
+        hostile::tar_entry("blobs/", tar::EntryType::Directory, b"", ""),
+        hostile::tar_entry("blobs/sha256/", tar::EntryType::Directory, b"", ""),
+    ];
+    entries.extend(
+        files
+            .iter()
+            .map(|(name, bytes)| hostile::tar_entry(name, tar::EntryType::Regular, bytes, "")),
+    );
+    let archive = tmp.path().join("image.tar");
+    fs::write(&archive, hostile::tar_with(&[0; 1024], &entries)).unwrap();
+
+    let report = push_json(
+        &archive.display().to_string(),
+        &reg.repo("app"),
+        &["--tag", "v1"],
+    );
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    assert_layout_in_registry(&reg, "app", &layout);
+}
+
 #[test]
 fn archive_round_trip_keeps_memory_flat() {
     let reg = Registry::start();
