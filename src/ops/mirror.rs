@@ -219,45 +219,53 @@ impl Mirror<'_> {
     /// a failed mirror leaves no tag of any kind behind.
     async fn write_pending(&self) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending.lock().expect("pending"));
-        for write in pending {
-            match write {
-                Pending::TagArtifact {
-                    tag,
-                    manifest,
-                    kind,
-                } => {
-                    let merged = self.write_tag_artifact(&tag, &manifest).await?;
-                    self.count(|c| {
-                        match kind {
-                            "sig" => c.signatures += 1,
-                            "att" => c.attestations += 1,
-                            _ => c.sboms += 1,
-                        }
-                        if merged {
-                            c.merged += 1;
-                        }
-                    });
-                }
-                // A registry with the referrers API indexes them itself; otherwise keep the
-                // fallback tag index up to date. (A layout indexes nothing by itself, even one
-                // that lists referrers it holds.)
-                Pending::FallbackIndex {
-                    subject,
-                    referrers,
-                    exact,
-                } => {
-                    if (self.dst.repository().is_layout()
-                        || self.dst.referrers(&subject).await?.is_none())
-                        && referrers::merge_into_fallback_index(
-                            self.dst,
-                            &subject,
-                            &referrers,
-                            exact.as_ref(),
-                        )
-                        .await?
-                    {
-                        self.count(|c| c.referrer_indexes_written += 1);
+        // Each names its own tag: they are written side by side.
+        stream::iter(pending)
+            .map(|write| self.write_one(write))
+            .buffer_unordered(self.jobs)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn write_one(&self, write: Pending) -> Result<()> {
+        match write {
+            Pending::TagArtifact {
+                tag,
+                manifest,
+                kind,
+            } => {
+                let merged = self.write_tag_artifact(&tag, &manifest).await?;
+                self.count(|c| {
+                    match kind {
+                        "sig" => c.signatures += 1,
+                        "att" => c.attestations += 1,
+                        _ => c.sboms += 1,
                     }
+                    if merged {
+                        c.merged += 1;
+                    }
+                });
+            }
+            // A registry with the referrers API indexes them itself; otherwise keep the
+            // fallback tag index up to date. (A layout indexes nothing by itself, even one
+            // that lists referrers it holds.)
+            Pending::FallbackIndex {
+                subject,
+                referrers,
+                exact,
+            } => {
+                if (self.dst.repository().is_layout()
+                    || self.dst.referrers(&subject).await?.is_none())
+                    && referrers::merge_into_fallback_index(
+                        self.dst,
+                        &subject,
+                        &referrers,
+                        exact.as_ref(),
+                    )
+                    .await?
+                {
+                    self.count(|c| c.referrer_indexes_written += 1);
                 }
             }
         }
@@ -275,8 +283,14 @@ impl Mirror<'_> {
                 return Ok(false);
             }
         };
+        // Not listed when the mirror started: no need to read it before the first write.
+        let mut known_absent = !may_have(&self.dest_tags, tag);
         for _ in 0..10 {
-            let current = self.dst.get_manifest(ManifestRef::Tag(tag)).await?;
+            let current = if std::mem::take(&mut known_absent) {
+                None
+            } else {
+                self.dst.get_manifest(ManifestRef::Tag(tag)).await?
+            };
             let extra: Vec<Descriptor> = match current.as_ref().map(|c| c.parse()).transpose()? {
                 Some(Manifest::Image(m)) => m
                     .layers

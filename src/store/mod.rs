@@ -152,7 +152,7 @@ pub trait Store: Send + Sync {
     }
 
     /// Makes what was written final. An archive destination is written here, whole, under
-    /// its name; other stores write as they go. Not called: nothing written is kept.
+    /// its name (until then, nothing written to it is kept); other stores write as they go.
     async fn commit(&self) -> Result<()> {
         Ok(())
     }
