@@ -1261,6 +1261,19 @@ fn archive_is_added_to_and_never_left_half_written() {
     );
     wharf_verifies(&one, &archive);
     wharf_verifies(&two, &archive);
+    // Signing happens in a registry or a directory; an archive is only ever written whole.
+    let out = run_fail(
+        wharf()
+            .args(["sign", "--key"])
+            .arg(tmp.join("release.key"))
+            .args(["--tlog-upload=false"])
+            .arg(format!("{archive}@{}", one.index))
+            .env("WHARF_PASSWORD", PASSWORD),
+    );
+    assert_mentions(
+        &single_error_line(&out),
+        &[&archive, "is read here, not written"],
+    );
 
     // Mirroring what it already holds rewrites nothing.
     let before = std::fs::read(&file).unwrap();
