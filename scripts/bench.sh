@@ -887,7 +887,8 @@ cmd_mirror() {
 #                 (oras writes no archives; -r follows OCI referrers, not cosign's tags)
 # The table gives each leg's median wall time and peak RSS, the median of both legs together
 # and its ratio to wharf's, what crossed the gap (MiB on disk), and whether cosign verify (index
-# and every platform) and verify-attestation pass on the last run's copy in B.
+# and every platform) and verify-attestation pass on the last run's copy in B. Then the same
+# for the image unsigned (A/plain:v1), where every tool carries the same content.
 
 # measure_leg TOOL LEG CMD...: runs CMD (run_timed), appends "TOOL LEG WALL RSS" to $RESULTS;
 # stops the benchmark with CMD's output if it fails.
@@ -938,6 +939,55 @@ size_on_disk() {
     echo "$1 $(du -sm "$2" | cut -f1)"
 }
 
+# airgap_runs SRC_REPO SUFFIX WORK EXTRAS: BENCH_RUNS rounds of the four tools carrying
+# A/SRC_REPO:v1 across into fresh repositories B/<tool>SUFFIX-<run>; appends "TOOL MIB
+# COMPLETE" to EXTRAS (COMPLETE "-" when SUFFIX is set: an unsigned image has nothing to check).
+airgap_runs() {
+    local src=$A/$1:v1 suffix=$2 work=$3 extras=$4 i tool carried
+    : >"$work/sizes"
+    for i in $(seq "$BENCH_RUNS"); do
+        log "run $i/$BENCH_RUNS"
+        carried=$work/wharf-$i.tar
+        measure_leg wharf in "$WHARF" mirror "$src" "oci-archive:$carried" \
+            --allow-insecure-registry -q
+        measure_leg wharf out "$WHARF" mirror "oci-archive:$carried:v1" "$B/wharf$suffix-$i" \
+            --allow-insecure-registry -q
+        [ "$i" -gt 1 ] || size_on_disk wharf "$carried" >>"$work/sizes"
+        rm -f "$carried"
+
+        carried=$work/wharf-layout-$i
+        measure_leg wharf-layout in "$WHARF" mirror "$src" "oci:$carried" \
+            --allow-insecure-registry -q
+        measure_leg wharf-layout out "$WHARF" mirror "oci:$carried:v1" \
+            "$B/wharf-layout$suffix-$i" --allow-insecure-registry -q
+        [ "$i" -gt 1 ] || size_on_disk wharf-layout "$carried" >>"$work/sizes"
+        rm -rf "$carried"
+
+        carried=$work/skopeo-$i.tar
+        fresh_skopeo_cache
+        measure_leg skopeo in "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --src-tls-verify=false "docker://$src" "oci-archive:$carried:v1"
+        fresh_skopeo_cache
+        measure_leg skopeo out "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --dest-tls-verify=false "oci-archive:$carried:v1" "docker://$B/skopeo$suffix-$i:v1"
+        [ "$i" -gt 1 ] || size_on_disk skopeo "$carried" >>"$work/sizes"
+        rm -f "$carried"
+
+        carried=$work/oras-$i
+        measure_leg oras in oras cp -r --from-plain-http "$src" --to-oci-layout "$carried:v1"
+        measure_leg oras out oras cp -r --from-oci-layout "$carried:v1" --to-plain-http \
+            "$B/oras$suffix-$i:v1"
+        [ "$i" -gt 1 ] || size_on_disk oras "$carried" >>"$work/sizes"
+        rm -rf "$carried"
+    done
+    local complete=-
+    for tool in wharf wharf-layout skopeo oras; do
+        [ -n "$suffix" ] || complete=$(artifacts_complete "$tool-$BENCH_RUNS")
+        echo "$tool $(awk -v t="$tool" '$1 == t { print $2 }' "$work/sizes") $complete" \
+            >>"$extras"
+    done
+}
+
 cmd_airgap() {
     prepare
     need skopeo cosign oras jq
@@ -962,47 +1012,17 @@ cmd_airgap() {
     new_results results
     new_results extras
     RESULTS=$results
-    local src=$A/rel:v1 i tool carried
-    log "airgap: 32 platforms (${layout_mib} MiB), $BENCH_RUNS runs per tool, A=$A B=$B"
-    for i in $(seq "$BENCH_RUNS"); do
-        log "run $i/$BENCH_RUNS"
-        carried=$work/wharf-$i.tar
-        measure_leg wharf in "$WHARF" mirror "$src" "oci-archive:$carried" \
-            --allow-insecure-registry -q
-        measure_leg wharf out "$WHARF" mirror "oci-archive:$carried:v1" "$B/wharf-$i" \
-            --allow-insecure-registry -q
-        [ "$i" -gt 1 ] || size_on_disk wharf "$carried" >>"$work/sizes"
-        rm -f "$carried"
+    log "airgap: 32 platforms (${layout_mib} MiB), signed, $BENCH_RUNS runs per tool, A=$A B=$B"
+    airgap_runs rel "" "$work" "$extras"
 
-        carried=$work/wharf-layout-$i
-        measure_leg wharf-layout in "$WHARF" mirror "$src" "oci:$carried" \
-            --allow-insecure-registry -q
-        measure_leg wharf-layout out "$WHARF" mirror "oci:$carried:v1" "$B/wharf-layout-$i" \
-            --allow-insecure-registry -q
-        [ "$i" -gt 1 ] || size_on_disk wharf-layout "$carried" >>"$work/sizes"
-        rm -rf "$carried"
-
-        carried=$work/skopeo-$i.tar
-        fresh_skopeo_cache
-        measure_leg skopeo in "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
-            --src-tls-verify=false "docker://$src" "oci-archive:$carried:v1"
-        fresh_skopeo_cache
-        measure_leg skopeo out "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
-            --dest-tls-verify=false "oci-archive:$carried:v1" "docker://$B/skopeo-$i:v1"
-        [ "$i" -gt 1 ] || size_on_disk skopeo "$carried" >>"$work/sizes"
-        rm -f "$carried"
-
-        carried=$work/oras-$i
-        measure_leg oras in oras cp -r --from-plain-http "$src" --to-oci-layout "$carried:v1"
-        measure_leg oras out oras cp -r --from-oci-layout "$carried:v1" --to-plain-http \
-            "$B/oras-$i:v1"
-        [ "$i" -gt 1 ] || size_on_disk oras "$carried" >>"$work/sizes"
-        rm -rf "$carried"
-    done
-    for tool in wharf wharf-layout skopeo oras; do
-        echo "$tool $(awk -v t="$tool" '$1 == t { print $2 }' "$work/sizes")" \
-            "$(artifacts_complete "$tool-$BENCH_RUNS")" >>"$extras"
-    done
+    # The same image without signatures or attestation: every tool carries the same content.
+    local plain_results plain_extras
+    new_results plain_results
+    new_results plain_extras
+    RESULTS=$plain_results
+    "$WHARF" push "$layout" "$A/plain" --tag v1 --allow-insecure-registry -q
+    log "airgap: the same image unsigned ($A/plain:v1), $BENCH_RUNS runs per tool"
+    airgap_runs plain -plain "$work" "$plain_extras"
 
     echo
     echo "airgap: 32 platforms x 1 x 4 MiB layer (${layout_mib} MiB), signed (wharf, recursive," \
@@ -1013,6 +1033,9 @@ cmd_airgap() {
     echo "out: that -> a fresh repository of registry B. Medians; peak RSS is the largest of the"
     echo "runs. artifacts complete: cosign verify (index and each platform) and cosign"
     echo "verify-attestation --type cyclonedx pass on the last run's copy in B."
+    echo
+    echo "airgap: the same image unsigned (every tool carries the same content), $BENCH_RUNS runs"
+    airgap_table "$plain_results" "$plain_extras"
 }
 
 # --- main ------------------------------------------------------------------------------
