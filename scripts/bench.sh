@@ -677,6 +677,21 @@ EOF
     log "release $A/rel@$DIGEST; tags: $(echo "$SOURCE_TAGS" | tr '\n' ' ')"
 }
 
+# release_between_registries LAYOUT [access-log]: registries A and B (with access logs when
+# asked), skopeo's cache set aside, an empty Docker config for cosign and oras, and the release
+# of LAYOUT in A (make_release); sets LAYOUT_MIB. All undone when the subcommand ends.
+release_between_registries() {
+    start_registry A "${2:-}"
+    start_registry B "${2:-}"
+    setup_skopeo_cache
+    DOCKER_CONFIG=$(mktemp -d "$BENCH_DIR/docker-config.XXXXXX")
+    export DOCKER_CONFIG
+    at_exit "rm -rf '$DOCKER_CONFIG'; unset DOCKER_CONFIG"
+    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
+    make_release "$1"
+    LAYOUT_MIB=$(du -sm "$1/blobs" | cut -f1)
+}
+
 tags_of() {
     curl -fsS "http://$1/v2/$2/tags/list" 2>/dev/null | jq -r '.tags // [] | .[]' | sort || true
 }
@@ -804,17 +819,8 @@ cmd_mirror() {
     # Same layout (and stamp) as `push`, so the two share it.
     local layout="$BENCH_DIR/layouts/push-2x2x64M"
     gen_layout "$layout" bench 64M 2 linux/amd64 linux/arm64
-    start_registry A access-log
-    start_registry B access-log
-    setup_skopeo_cache
-    local -x DOCKER_CONFIG
-    DOCKER_CONFIG=$(mktemp -d "$BENCH_DIR/docker-config.XXXXXX")
-    at_exit "rm -rf '$DOCKER_CONFIG'"
-    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
-
-    make_release "$layout"
-    local layout_mib
-    layout_mib=$(du -sm "$layout/blobs" | cut -f1)
+    release_between_registries "$layout" access-log
+    local layout_mib=$LAYOUT_MIB
 
     local results
     new_results results
@@ -890,28 +896,14 @@ cmd_mirror() {
 # and every platform) and verify-attestation pass on the last run's copy in B. Then the same
 # for the image unsigned (A/plain:v1), where every tool carries the same content.
 
-# measure_leg TOOL LEG CMD...: runs CMD (run_timed), appends "TOOL LEG WALL RSS" to $RESULTS;
-# stops the benchmark with CMD's output if it fails.
-measure_leg() {
-    local tool=$1 leg=$2
-    shift 2
-    run_timed "$@"
-    if [ "$RUN_OK" = no ]; then
-        log "$tool $leg failed: $*"
-        printf '%s\n' "$RUN_TAIL" >&2
-        exit 1
-    fi
-    log "  $tool $leg: ${RUN_WALL}s, $((RUN_RSS / 1024)) MiB"
-    printf '%s %s %s %s\n' "$tool" "$leg" "$RUN_WALL" "$RUN_RSS" >>"$RESULTS"
-}
-
-# airgap_table RESULTS EXTRAS: per tool, legs' medians, total and ratio to wharf; EXTRAS has
-# "TOOL MIB COMPLETE" lines.
+# airgap_table RESULTS EXTRAS: per tool, legs' medians, total and ratio to wharf (RESULTS
+# from `measure TOOL:LEG`); EXTRAS has "TOOL MIB COMPLETE" lines.
 airgap_table() {
     py "$1" "$2" <<'PY'
-legs, totals = {}, {}
+legs = {}
 for line in open(sys.argv[1]):
-    tool, leg, wall, rss = line.split()
+    tool_leg, wall, rss = line.split()
+    tool, leg = tool_leg.split(":")
     legs.setdefault(tool, {}).setdefault(leg, []).append((float(wall), int(rss)))
 extras = {}
 for line in open(sys.argv[2]):
@@ -948,34 +940,34 @@ airgap_runs() {
     for i in $(seq "$BENCH_RUNS"); do
         log "run $i/$BENCH_RUNS"
         carried=$work/wharf-$i.tar
-        measure_leg wharf in "$WHARF" mirror "$src" "oci-archive:$carried" \
+        measure wharf:in "$WHARF" mirror "$src" "oci-archive:$carried" \
             --allow-insecure-registry -q
-        measure_leg wharf out "$WHARF" mirror "oci-archive:$carried:v1" "$B/wharf$suffix-$i" \
+        measure wharf:out "$WHARF" mirror "oci-archive:$carried:v1" "$B/wharf$suffix-$i" \
             --allow-insecure-registry -q
         [ "$i" -gt 1 ] || size_on_disk wharf "$carried" >>"$work/sizes"
         rm -f "$carried"
 
         carried=$work/wharf-layout-$i
-        measure_leg wharf-layout in "$WHARF" mirror "$src" "oci:$carried" \
+        measure wharf-layout:in "$WHARF" mirror "$src" "oci:$carried" \
             --allow-insecure-registry -q
-        measure_leg wharf-layout out "$WHARF" mirror "oci:$carried:v1" \
+        measure wharf-layout:out "$WHARF" mirror "oci:$carried:v1" \
             "$B/wharf-layout$suffix-$i" --allow-insecure-registry -q
         [ "$i" -gt 1 ] || size_on_disk wharf-layout "$carried" >>"$work/sizes"
         rm -rf "$carried"
 
         carried=$work/skopeo-$i.tar
         fresh_skopeo_cache
-        measure_leg skopeo in "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+        measure skopeo:in "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
             --src-tls-verify=false "docker://$src" "oci-archive:$carried:v1"
         fresh_skopeo_cache
-        measure_leg skopeo out "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+        measure skopeo:out "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
             --dest-tls-verify=false "oci-archive:$carried:v1" "docker://$B/skopeo$suffix-$i:v1"
         [ "$i" -gt 1 ] || size_on_disk skopeo "$carried" >>"$work/sizes"
         rm -f "$carried"
 
         carried=$work/oras-$i
-        measure_leg oras in oras cp -r --from-plain-http "$src" --to-oci-layout "$carried:v1"
-        measure_leg oras out oras cp -r --from-oci-layout "$carried:v1" --to-plain-http \
+        measure oras:in oras cp -r --from-plain-http "$src" --to-oci-layout "$carried:v1"
+        measure oras:out oras cp -r --from-oci-layout "$carried:v1" --to-plain-http \
             "$B/oras$suffix-$i:v1"
         [ "$i" -gt 1 ] || size_on_disk oras "$carried" >>"$work/sizes"
         rm -rf "$carried"
@@ -997,16 +989,8 @@ cmd_airgap() {
     gen_layout "$layout" bench 4M 1 "${platforms[@]}"
     work=$(mktemp -d "$BENCH_DIR/airgap.XXXXXX")
     at_exit "rm -rf '$work'"
-    start_registry A
-    start_registry B
-    setup_skopeo_cache
-    local -x DOCKER_CONFIG
-    DOCKER_CONFIG=$(mktemp -d "$BENCH_DIR/docker-config.XXXXXX")
-    at_exit "rm -rf '$DOCKER_CONFIG'"
-    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
-    make_release "$layout"
-    local layout_mib
-    layout_mib=$(du -sm "$layout/blobs" | cut -f1)
+    release_between_registries "$layout"
+    local layout_mib=$LAYOUT_MIB
 
     local results extras
     new_results results
