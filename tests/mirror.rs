@@ -1039,7 +1039,9 @@ fn air_gap_round_trip_through_a_layout_and_an_archive() {
         rel.tmp.path().join("air-gap.tar").display()
     );
 
-    mirror_json(&a.repo("rel:v1"), &layout, &[]);
+    let report = mirror_json(&a.repo("rel:v1"), &layout, &[]);
+    assert_eq!(report["digest"], json!(rel.index), "{report:#}");
+    wharf_verifies(&rel, &layout);
     // The image is listed under its tag, each attachment under its own.
     let listing = layout_listing(&dir);
     let images: Vec<&(String, Option<String>)> = listing
