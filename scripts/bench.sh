@@ -6,6 +6,8 @@
 #   scripts/bench.sh sign      # recursive sign / verify: wharf vs cosign at 2/8/32 platforms
 #   scripts/bench.sh mirror    # wharf mirror vs cosign copy vs oras cp -r vs skopeo copy
 #   scripts/bench.sh blob      # verify-blob of a keyless bundle: wharf vs cosign vs sigstore-python
+#   scripts/bench.sh airgap    # a 32-platform signed release into an archive and back out:
+#                              # wharf mirror vs skopeo copy --all vs oras cp -r
 #   scripts/bench.sh all       # the four in turn
 #
 # Tables go to stdout, progress to stderr.
@@ -678,6 +680,21 @@ EOF
     log "release $A/rel@$DIGEST; tags: $(echo "$SOURCE_TAGS" | tr '\n' ' ')"
 }
 
+# release_between_registries LAYOUT [access-log]: registries A and B (with access logs when
+# asked), skopeo's cache set aside, an empty Docker config for cosign and oras, and the release
+# of LAYOUT in A (make_release); sets LAYOUT_MIB. All undone when the subcommand ends.
+release_between_registries() {
+    start_registry A "${2:-}"
+    start_registry B "${2:-}"
+    setup_skopeo_cache
+    DOCKER_CONFIG=$(mktemp -d "$BENCH_DIR/docker-config.XXXXXX")
+    export DOCKER_CONFIG
+    at_exit "rm -rf '$DOCKER_CONFIG'; unset DOCKER_CONFIG"
+    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
+    make_release "$1"
+    LAYOUT_MIB=$(du -sm "$1/blobs" | cut -f1)
+}
+
 tags_of() {
     curl -fsS "http://$1/v2/$2/tags/list" 2>/dev/null | jq -r '.tags // [] | .[]' | sort || true
 }
@@ -805,17 +822,8 @@ cmd_mirror() {
     # Same layout (and stamp) as `push`, so the two share it.
     local layout="$BENCH_DIR/layouts/push-2x2x64M"
     gen_layout "$layout" bench 64M 2 linux/amd64 linux/arm64
-    start_registry A access-log
-    start_registry B access-log
-    setup_skopeo_cache
-    local -x DOCKER_CONFIG
-    DOCKER_CONFIG=$(mktemp -d "$BENCH_DIR/docker-config.XXXXXX")
-    at_exit "rm -rf '$DOCKER_CONFIG'"
-    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
-
-    make_release "$layout"
-    local layout_mib
-    layout_mib=$(du -sm "$layout/blobs" | cut -f1)
+    release_between_registries "$layout" access-log
+    local layout_mib=$LAYOUT_MIB
 
     local results
     new_results results
@@ -991,6 +999,149 @@ PY
     blob_table "$RESULTS"
 }
 
+# --- airgap ----------------------------------------------------------------------------
+# A 32-platform release (one 4 MiB random layer per platform) is built in registry A as for
+# `mirror` (make_release: wharf push --tag v1, wharf sign --recursive, cosign attest). Then
+# BENCH_RUNS times each tool carries A/rel:v1 across an air gap and into a fresh repository
+# of registry B, in two timed legs:
+#   wharf         mirror A/rel:v1 oci-archive:FILE;  mirror oci-archive:FILE:v1 B/wharf-N
+#   wharf-layout  the same through oci:DIR (no archive)
+#   skopeo        copy --all --preserve-digests docker://A/rel:v1 oci-archive:FILE:v1, and
+#                 back to docker://B/skopeo-N:v1 (the image only: skopeo does not copy
+#                 signatures or attestations)
+#   oras          cp -r A/rel:v1 --to-oci-layout DIR:v1, and cp -r --from-oci-layout back
+#                 (oras writes no archives; -r follows OCI referrers, not cosign's tags)
+# The table gives each leg's median wall time and peak RSS, the median of both legs together
+# and its ratio to wharf's, what crossed the gap (MiB on disk), and whether cosign verify (index
+# and every platform) and verify-attestation pass on the last run's copy in B. Then the same
+# for the image unsigned (A/plain:v1), where every tool carries the same content.
+
+# airgap_table RESULTS EXTRAS: per tool, legs' medians, total and ratio to wharf (RESULTS
+# from `measure TOOL:LEG`); EXTRAS has "TOOL MIB COMPLETE" lines.
+airgap_table() {
+    py "$1" "$2" <<'PY'
+legs = {}
+for line in open(sys.argv[1]):
+    tool_leg, wall, rss = line.split()
+    tool, leg = tool_leg.split(":")
+    legs.setdefault(tool, {}).setdefault(leg, []).append((float(wall), int(rss)))
+extras = {}
+for line in open(sys.argv[2]):
+    tool, mib, complete = line.split()
+    extras[tool] = (mib, complete)
+def total_median(tool):
+    ins, outs = legs[tool]["in"], legs[tool]["out"]
+    return median(a[0] + b[0] for a, b in zip(ins, outs))
+base = total_median("wharf")
+print(f"{'tool':<13} {'runs':>4} {'in s':>6} {'out s':>6} {'total s':>8} {'total / wharf':>13} "
+      f"{'peak RSS in/out MiB':>19} {'across MiB':>10}  artifacts complete")
+for tool in legs:
+    ins, outs = legs[tool]["in"], legs[tool]["out"]
+    total = total_median(tool)
+    rss = f"{max(r for _, r in ins) / 1024:.0f}/{max(r for _, r in outs) / 1024:.0f}"
+    mib, complete = extras.get(tool, ("-", "-"))
+    print(f"{tool:<13} {len(ins):>4} {median(w for w, _ in ins):>6.2f} "
+          f"{median(w for w, _ in outs):>6.2f} {total:>8.2f} {total / base:>13.2f} "
+          f"{rss:>19} {mib:>10}  {complete}")
+PY
+}
+
+# size_on_disk NAME PATH: "NAME MIB" for a file or directory.
+size_on_disk() {
+    echo "$1 $(du -sm "$2" | cut -f1)"
+}
+
+# airgap_runs SRC_REPO SUFFIX WORK EXTRAS: BENCH_RUNS rounds of the four tools carrying
+# A/SRC_REPO:v1 across into fresh repositories B/<tool>SUFFIX-<run>; appends "TOOL MIB
+# COMPLETE" to EXTRAS (COMPLETE "-" when SUFFIX is set: an unsigned image has nothing to check).
+airgap_runs() {
+    local src=$A/$1:v1 suffix=$2 work=$3 extras=$4 i tool carried
+    : >"$work/sizes"
+    for i in $(seq "$BENCH_RUNS"); do
+        log "run $i/$BENCH_RUNS"
+        carried=$work/wharf-$i.tar
+        measure wharf:in "$WHARF" mirror "$src" "oci-archive:$carried" \
+            --allow-insecure-registry -q
+        measure wharf:out "$WHARF" mirror "oci-archive:$carried:v1" "$B/wharf$suffix-$i" \
+            --allow-insecure-registry -q
+        [ "$i" -gt 1 ] || size_on_disk wharf "$carried" >>"$work/sizes"
+        rm -f "$carried"
+
+        carried=$work/wharf-layout-$i
+        measure wharf-layout:in "$WHARF" mirror "$src" "oci:$carried" \
+            --allow-insecure-registry -q
+        measure wharf-layout:out "$WHARF" mirror "oci:$carried:v1" \
+            "$B/wharf-layout$suffix-$i" --allow-insecure-registry -q
+        [ "$i" -gt 1 ] || size_on_disk wharf-layout "$carried" >>"$work/sizes"
+        rm -rf "$carried"
+
+        carried=$work/skopeo-$i.tar
+        fresh_skopeo_cache
+        measure skopeo:in "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --src-tls-verify=false "docker://$src" "oci-archive:$carried:v1"
+        fresh_skopeo_cache
+        measure skopeo:out "${SKOPEO_ENV[@]}" skopeo copy --quiet --all --preserve-digests \
+            --dest-tls-verify=false "oci-archive:$carried:v1" "docker://$B/skopeo$suffix-$i:v1"
+        [ "$i" -gt 1 ] || size_on_disk skopeo "$carried" >>"$work/sizes"
+        rm -f "$carried"
+
+        carried=$work/oras-$i
+        measure oras:in oras cp -r --from-plain-http "$src" --to-oci-layout "$carried:v1"
+        measure oras:out oras cp -r --from-oci-layout "$carried:v1" --to-plain-http \
+            "$B/oras$suffix-$i:v1"
+        [ "$i" -gt 1 ] || size_on_disk oras "$carried" >>"$work/sizes"
+        rm -rf "$carried"
+    done
+    local complete=-
+    for tool in wharf wharf-layout skopeo oras; do
+        [ -n "$suffix" ] || complete=$(artifacts_complete "$tool-$BENCH_RUNS")
+        echo "$tool $(awk -v t="$tool" '$1 == t { print $2 }' "$work/sizes") $complete" \
+            >>"$extras"
+    done
+}
+
+cmd_airgap() {
+    prepare
+    need skopeo cosign oras jq
+    local layout="$BENCH_DIR/layouts/airgap-32x4M" work
+    local -a platforms
+    mapfile -t platforms < <(sign_platforms 32)
+    gen_layout "$layout" bench 4M 1 "${platforms[@]}"
+    work=$(mktemp -d "$BENCH_DIR/airgap.XXXXXX")
+    at_exit "rm -rf '$work'"
+    release_between_registries "$layout"
+    local layout_mib=$LAYOUT_MIB
+
+    local results extras
+    new_results results
+    new_results extras
+    RESULTS=$results
+    log "airgap: 32 platforms (${layout_mib} MiB), signed, $BENCH_RUNS runs per tool, A=$A B=$B"
+    airgap_runs rel "" "$work" "$extras"
+
+    # The same image without signatures or attestation: every tool carries the same content.
+    local plain_results plain_extras
+    new_results plain_results
+    new_results plain_extras
+    RESULTS=$plain_results
+    "$WHARF" push "$layout" "$A/plain" --tag v1 --allow-insecure-registry -q
+    log "airgap: the same image unsigned ($A/plain:v1), $BENCH_RUNS runs per tool"
+    airgap_runs plain -plain "$work" "$plain_extras"
+
+    echo
+    echo "airgap: 32 platforms x 1 x 4 MiB layer (${layout_mib} MiB), signed (wharf, recursive," \
+        "33 signatures) + CycloneDX attestation (cosign); $BENCH_RUNS runs, registries on loopback"
+    airgap_table "$results" "$extras"
+    echo
+    echo "in: registry A -> archive (wharf, skopeo) or layout directory (wharf-layout, oras);"
+    echo "out: that -> a fresh repository of registry B. Medians; peak RSS is the largest of the"
+    echo "runs. artifacts complete: cosign verify (index and each platform) and cosign"
+    echo "verify-attestation --type cyclonedx pass on the last run's copy in B."
+    echo
+    echo "airgap: the same image unsigned (every tool carries the same content), $BENCH_RUNS runs"
+    airgap_table "$plain_results" "$plain_extras"
+}
+
 # --- main ------------------------------------------------------------------------------
 
 cmd_all() {
@@ -998,6 +1149,7 @@ cmd_all() {
     scoped cmd_sign
     scoped cmd_mirror
     scoped cmd_blob
+    scoped cmd_airgap
 }
 
 usage() {
@@ -1005,7 +1157,7 @@ usage() {
 }
 
 case "${1:-}" in
-    push | sign | mirror | blob | all) "cmd_$1" ;;
+    push | sign | mirror | blob | airgap | all) "cmd_$1" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
 esac

@@ -518,28 +518,6 @@ fn mirror_by_digest_writes_only_attachment_tags() {
 }
 
 #[test]
-fn layout_round_trip_keeps_digests_and_signatures() {
-    let a = Registry::start();
-    let c = Registry::start();
-    let rel = release(&a, "rel", &small_spec(104));
-    let dir = rel.tmp.path().join("airgap");
-    let layout = format!("oci:{}", dir.display());
-
-    let report = mirror_json(&a.repo("rel:v1"), &layout, &[]);
-    assert_eq!(report["digest"], json!(rel.index), "{report:#}");
-    wharf_verifies(&rel, &layout);
-
-    let report = mirror_json(&format!("{layout}:v1"), &c.repo("rel"), &[]);
-    assert_eq!(report["digest"], json!(rel.index), "{report:#}");
-    assert_eq!(report["tags"], json!(["v1"]), "{report:#}");
-
-    assert_mirrored(&a, &rel, &c, "rel", &["v1"]);
-    wharf_verifies(&rel, &c.repo("rel"));
-    cosign_verifies(&rel, &c.repo("rel"));
-    oras_discovers_referrer(&rel, &c.repo("rel"));
-}
-
-#[test]
 fn remirror_unchanged_release_moves_nothing() {
     let a = Registry::start();
     let b = Registry::start();
@@ -1026,4 +1004,334 @@ fn refused_manifest_is_named() {
         "v1 written although an attachment failed: {:?}",
         b.tags("art")
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Air-gapped sites: layouts and archives every tool reads
+// ---------------------------------------------------------------------------------------
+
+fn skopeo() -> Command {
+    let mut cmd = Command::new(require_tool("skopeo"));
+    // Its blob-info cache would let one run borrow from another.
+    cmd.env(
+        "XDG_DATA_HOME",
+        std::env::temp_dir().join("wharf-test-skopeo"),
+    );
+    cmd
+}
+
+/// `wharf tree --output json` of `image`.
+fn tree_json(image: &str) -> Value {
+    parse_json(&run_ok(wharf().args(["tree", "--output", "json", image])))
+}
+
+/// Registry → layout → archive → another registry: digests, tags and every attachment arrive,
+/// and cosign verifies signatures and attestation by digest on the far side.
+#[test]
+fn air_gap_round_trip_through_a_layout_and_an_archive() {
+    let a = Registry::start();
+    let c = Registry::start();
+    let rel = release(&a, "rel", &small_spec(140));
+    let dir = rel.tmp.path().join("air-gap");
+    let layout = format!("oci:{}", dir.display());
+    let archive = format!(
+        "oci-archive:{}",
+        rel.tmp.path().join("air-gap.tar").display()
+    );
+
+    let report = mirror_json(&a.repo("rel:v1"), &layout, &[]);
+    assert_eq!(report["digest"], json!(rel.index), "{report:#}");
+    wharf_verifies(&rel, &layout);
+    // The image is listed under its tag, each attachment under its own.
+    let listing = layout_listing(&dir);
+    let images: Vec<&(String, Option<String>)> = listing
+        .iter()
+        .filter(|(_, t)| t.as_deref() == Some("v1"))
+        .collect();
+    assert_eq!(images, [&(rel.index.clone(), Some("v1".to_string()))]);
+    let attachments: BTreeSet<String> = listing
+        .iter()
+        .filter_map(|(_, t)| t.clone())
+        .filter(|t| t != "v1")
+        .collect();
+    assert_eq!(attachments, expected_attachment_tags(&rel));
+    assert_eq!(listing.len(), attachments.len() + 1, "{listing:#?}");
+
+    mirror_json(&format!("{layout}:v1"), &archive, &[]);
+    wharf_verifies(&rel, &archive);
+    let report = mirror_json(&format!("{archive}:v1"), &c.repo("rel"), &[]);
+    assert_eq!(report["digest"], json!(rel.index), "{report:#}");
+    assert_eq!(report["tags"], json!(["v1"]), "{report:#}");
+
+    assert_mirrored(&a, &rel, &c, "rel", &["v1"]);
+    cosign_verifies(&rel, &c.repo("rel"));
+    wharf_verifies(&rel, &c.repo("rel"));
+    oras_discovers_referrer(&rel, &c.repo("rel"));
+}
+
+#[test]
+fn mirror_by_digest_lists_the_image_untagged() {
+    let a = Registry::start();
+    let rel = release(&a, "rel", &small_spec(141));
+    let dir = rel.tmp.path().join("pinned");
+    mirror_json(
+        &format!("{}@{}", a.repo("rel"), rel.index),
+        &format!("oci:{}", dir.display()),
+        &[],
+    );
+    let listing = layout_listing(&dir);
+    let untagged: Vec<&String> = listing
+        .iter()
+        .filter(|(_, t)| t.is_none())
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(untagged, [&rel.index], "{listing:#?}");
+    // Alone among the attachments, it is the layout's one image.
+    let tree = tree_json(&format!("oci:{}", dir.display()));
+    let images = tree["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{tree:#}");
+    assert_eq!(images[0]["digest"], json!(rel.index));
+    let root_attachments = images[0]["manifests"][0]["attachments"].as_array().unwrap();
+    assert_eq!(root_attachments.len(), 3, "{tree:#}"); // .sig, .att, the oras referrer
+}
+
+#[test]
+fn skopeo_and_oras_read_the_layout_and_archive_wharf_wrote() {
+    let a = Registry::start();
+    let b = Registry::start();
+    let rel = release(&a, "rel", &small_spec(142));
+    let dir = rel.tmp.path().join("air-gap");
+    let file = rel.tmp.path().join("air-gap.tar");
+    mirror_json(&a.repo("rel:v1"), &format!("oci:{}", dir.display()), &[]);
+    mirror_json(
+        &a.repo("rel:v1"),
+        &format!("oci-archive:{}", file.display()),
+        &[],
+    );
+    let (index_bytes, _) = a.get_manifest("rel", &rel.index).unwrap();
+
+    for (n, source) in [
+        format!("oci:{}:v1", dir.display()),
+        format!("oci-archive:{}:v1", file.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let raw = run_ok(skopeo().args(["inspect", "--raw", source]));
+        assert!(
+            raw.stdout == index_bytes,
+            "skopeo inspect {source}: other bytes"
+        );
+        let repo = format!("skopeo-{n}");
+        run_ok(
+            skopeo()
+                .args(["copy", "--quiet", "--all", "--preserve-digests"])
+                .args([
+                    "--dest-tls-verify=false",
+                    source,
+                    &format!("docker://{}:v1", b.repo(&repo)),
+                ]),
+        );
+        assert_eq!(
+            b.manifest_digest(&repo, "v1"),
+            Some(rel.index.clone()),
+            "{source}"
+        );
+    }
+
+    for location in [&dir, &file] {
+        for reference in [format!("@{}", rel.index), ":v1".to_string()] {
+            let target = format!("{}{reference}", location.display());
+            let out = run_ok(
+                oras(rel.tmp.path())
+                    .args(["manifest", "fetch", "--oci-layout"])
+                    .arg(&target),
+            );
+            assert!(
+                out.stdout == index_bytes,
+                "oras manifest fetch {target}: other bytes"
+            );
+        }
+    }
+    // oras copies the image with its referrer out of the layout.
+    run_ok(
+        oras(rel.tmp.path())
+            .args(["cp", "-r", "--from-oci-layout"])
+            .arg(format!("{}:v1", dir.display()))
+            .args(["--to-plain-http", &b.repo("oras:v1")]),
+    );
+    assert_eq!(b.manifest_digest("oras", "v1"), Some(rel.index.clone()));
+    oras_discovers_referrer(&rel, &b.repo("oras"));
+}
+
+#[test]
+fn wharf_reads_layouts_and_archives_skopeo_and_oras_wrote() {
+    let a = Registry::start();
+    let c = Registry::start();
+    let rel = release(&a, "rel", &small_spec(143));
+    let tmp = rel.tmp.path();
+    let source = format!("docker://{}:v1", a.repo("rel"));
+    let skopeo_archive = format!("oci-archive:{}:v1", tmp.join("skopeo.tar").display());
+    let skopeo_layout = format!("oci:{}:v1", tmp.join("skopeo-layout").display());
+    for dest in [&skopeo_archive, &skopeo_layout] {
+        run_ok(
+            skopeo()
+                .args(["copy", "--quiet", "--all", "--preserve-digests"])
+                .args(["--src-tls-verify=false", &source, dest]),
+        );
+    }
+    // skopeo copies the image only: wharf carries it on with its digests.
+    for (source, repo) in [
+        (&skopeo_archive, "from-archive"),
+        (&skopeo_layout, "from-layout"),
+    ] {
+        let report = mirror_json(source, &c.repo(repo), &[]);
+        assert_eq!(report["digest"], json!(rel.index), "{report:#}");
+        assert_eq!(c.manifest_digest(repo, "v1"), Some(rel.index.clone()));
+        for child in &rel.children {
+            assert!(c.get_manifest(repo, child).is_some(), "{child} missing");
+        }
+    }
+
+    // oras lists every manifest it writes, platform manifests and the referrer among them,
+    // without names: wharf still finds one image, with the referrer attached.
+    let oras_dir = tmp.join("oras-layout");
+    run_ok(
+        oras(tmp)
+            .args(["cp", "-r", "--from-plain-http"])
+            .arg(a.repo("rel:v1"))
+            .arg("--to-oci-layout")
+            .arg(format!("{}:v1", oras_dir.display())),
+    );
+    assert!(
+        layout_listing(&oras_dir).len() > 2,
+        "oras listed only the root"
+    );
+    let tree = tree_json(&format!("oci:{}", oras_dir.display()));
+    let images = tree["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{tree:#}");
+    assert_eq!(images[0]["tags"], json!(["v1"]), "{tree:#}");
+    let root = &images[0]["manifests"][0];
+    assert!(
+        root["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["reference"] == json!(rel.referrer)),
+        "{tree:#}"
+    );
+    mirror_json(
+        &format!("oci:{}:v1", oras_dir.display()),
+        &c.repo("from-oras"),
+        &[],
+    );
+    assert_eq!(
+        c.manifest_digest("from-oras", "v1"),
+        Some(rel.index.clone())
+    );
+    oras_discovers_referrer(&rel, &c.repo("from-oras"));
+}
+
+#[test]
+fn archive_is_added_to_and_never_left_half_written() {
+    let a = Registry::start();
+    let one = release(&a, "one", &small_spec(144));
+    let two = release(&a, "two", &small_spec(145));
+    let tmp = one.tmp.path();
+    let file = tmp.join("train.tar");
+    let archive = format!("oci-archive:{}", file.display());
+
+    mirror_json(&a.repo("one:v1"), &archive, &[]);
+    mirror_json(
+        &format!("{}@{}", a.repo("two"), two.index),
+        &archive,
+        &["--tag", "two"],
+    );
+    let tree = tree_json(&archive);
+    let images: Vec<(Value, Value)> = tree["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["digest"].clone(), i["tags"].clone()))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            (json!(one.index), json!(["v1"])),
+            (json!(two.index), json!(["two"]))
+        ]
+    );
+    wharf_verifies(&one, &archive);
+    wharf_verifies(&two, &archive);
+    // Signing happens in a registry or a directory; an archive is only ever written whole.
+    let out = run_fail(
+        wharf()
+            .args(["sign", "--key"])
+            .arg(tmp.join("release.key"))
+            .args(["--tlog-upload=false"])
+            .arg(format!("{archive}@{}", one.index))
+            .env("WHARF_PASSWORD", PASSWORD),
+    );
+    assert_mentions(
+        &single_error_line(&out),
+        &[&archive, "is read here, not written"],
+    );
+
+    // Mirroring what it already holds rewrites nothing.
+    let before = std::fs::read(&file).unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let first_inode = inode(&file);
+    let report = mirror_json(&a.repo("one:v1"), &archive, &[]);
+    assert!(!report_wrote(&report), "{report:#}");
+    assert_eq!(inode(&file), first_inode, "the archive was rewritten");
+
+    // A mirror that fails half-way (a signature's payload is missing from its source, found
+    // once the image is staged) leaves the archive as it was and no temporary files beside it.
+    let three = release(&a, "three", &small_spec(146));
+    let broken = tmp.join("broken");
+    mirror_json(
+        &a.repo("three:v1"),
+        &format!("oci:{}", broken.display()),
+        &[],
+    );
+    let sig_tag = format!("{}.sig", tag_prefix(&three.children[0]));
+    let sig = layout_listing(&broken)
+        .into_iter()
+        .find(|(_, t)| t.as_deref() == Some(sig_tag.as_str()))
+        .expect("a .sig entry")
+        .0;
+    let sig_manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob_path(&broken, &sig)).unwrap()).unwrap();
+    remove_blob(
+        &broken,
+        sig_manifest["layers"][0]["digest"].as_str().unwrap(),
+    );
+    let out = run_fail(&mut mirror_cmd(
+        &format!("oci:{}:v1", broken.display()),
+        &format!("{archive}:again"),
+        &[],
+    ));
+    single_error_line(&out);
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "the archive changed"
+    );
+    let strays: Vec<String> = std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".train.tar"))
+        .collect();
+    assert!(strays.is_empty(), "left behind: {strays:?}");
+}
+
+/// Whether a mirror report says anything was written.
+fn report_wrote(report: &Value) -> bool {
+    let stats = &report["stats"];
+    let artifacts = &report["artifacts"];
+    report["tags_written"] != json!(0)
+        || stats["manifests_written"] != json!(0)
+        || stats["blobs_uploaded"] != json!(0)
+        || ["signatures", "attestations", "sboms", "referrers", "merged"]
+            .iter()
+            .any(|k| artifacts[k] != json!(0))
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::hostile;
 use common::proxy::{self, Action, Fault, Proxy, Record};
 use common::*;
 use serde_json::{json, Value};
@@ -476,6 +477,197 @@ fn oci_destination_round_trips() {
     assert_layout_in_registry(&reg, "round-trip", &layout);
     assert_eq!(
         reg.manifest_digest("round-trip", "v1").as_deref(),
+        Some(layout.root_digest.as_str())
+    );
+}
+
+#[test]
+fn untagged_push_lists_the_image_once_and_a_later_tag_names_that_entry() {
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(30));
+    let out_dir = tmp.path().join("out");
+    let dest = format!("oci:{}", out_dir.display());
+    let root = layout.root_digest.clone();
+
+    push_json(&source(&layout, None), &dest, &[]);
+    push_json(&source(&layout, None), &dest, &[]);
+    let entries = layout_index_entries(&out_dir);
+    assert_eq!(
+        entries,
+        [json!({"mediaType": layout.root_media_type, "digest": root, "size": layout.root_size})],
+        "one untagged entry, whatever the number of pushes"
+    );
+
+    push_json(&source(&layout, None), &dest, &["--tag", "v1"]);
+    assert_eq!(
+        layout_listing(&out_dir),
+        [(root.clone(), Some("v1".into()))]
+    );
+    push_json(&source(&layout, None), &dest, &["--tag", "latest"]);
+    assert_eq!(
+        layout_listing(&out_dir),
+        [
+            (root.clone(), Some("v1".into())),
+            (root.clone(), Some("latest".into()))
+        ]
+    );
+
+    // skopeo and oras read it by name.
+    let raw = run_ok(
+        Command::new(require_tool("skopeo"))
+            .args(["inspect", "--raw"])
+            .arg(format!("{dest}:latest")),
+    );
+    assert!(
+        raw.stdout == layout.read_blob(&root),
+        "skopeo read other bytes"
+    );
+    let tags = run_ok(
+        Command::new(require_tool("oras"))
+            .args(["repo", "tags", "--oci-layout"])
+            .arg(&out_dir),
+    );
+    assert_eq!(
+        stdout_of(&tags).lines().collect::<Vec<_>>(),
+        ["latest", "v1"]
+    );
+}
+
+#[test]
+fn several_images_share_one_layout_and_tree_lists_them_all() {
+    let tmp = tempdir();
+    let layouts: Vec<BuiltLayout> = (0..3)
+        .map(|i| make_layout(&tmp.path().join(format!("l{i}")), &multi_arch_spec(31 + i)))
+        .collect();
+    let out_dir = tmp.path().join("train");
+    let dest = format!("oci:{}", out_dir.display());
+    push_json(&source(&layouts[0], None), &dest, &["--tag", "a"]);
+    push_json(&source(&layouts[1], None), &dest, &["--tag", "b"]);
+    push_json(&source(&layouts[2], None), &dest, &[]);
+    push_json(&source(&layouts[0], None), &dest, &[]);
+    assert_eq!(
+        layout_listing(&out_dir),
+        [
+            (layouts[0].root_digest.clone(), Some("a".into())),
+            (layouts[1].root_digest.clone(), Some("b".into())),
+            (layouts[2].root_digest.clone(), None),
+        ]
+    );
+
+    let out = run_ok(wharf().args(["tree", "--output", "json", &dest]));
+    let tree = parse_json(&out);
+    let images = tree["images"].as_array().expect("images");
+    let seen: Vec<(&str, Value)> = images
+        .iter()
+        .map(|i| (i["digest"].as_str().unwrap(), i["tags"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (layouts[0].root_digest.as_str(), json!(["a"])),
+            (layouts[1].root_digest.as_str(), json!(["b"])),
+            (layouts[2].root_digest.as_str(), Value::Null),
+        ]
+    );
+    for (image, layout) in images.iter().zip(&layouts) {
+        assert_eq!(
+            image["manifests"].as_array().unwrap().len(),
+            layout.manifest_digests.len(),
+            "{image:#}"
+        );
+    }
+
+    // Named without a ref, the layout is ambiguous: the error lists what to choose from.
+    let reg = Registry::start();
+    let line = single_error_line(&run_fail(&mut push_cmd(&[&dest, &reg.repo("app")])));
+    assert_mentions(&line, &["holds 3 images", "a, b", &layouts[2].root_digest]);
+}
+
+/// An archive as `docker buildx build --output type=oci,dest=FILE` writes it (BuildKit uses
+/// containerd's exporter): entries sorted by name, directory entries, read-only blobs, and a
+/// Docker `manifest.json` beside the layout.
+#[test]
+fn buildx_style_archive_pushes_by_digest() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &multi_arch_spec(36));
+    let mut files: Vec<(String, Vec<u8>)> = layout
+        .manifest_digests
+        .iter()
+        .chain(&layout.blob_digests)
+        .map(|d| (format!("blobs/sha256/{}", &d[7..]), layout.read_blob(d)))
+        .collect();
+    for name in ["index.json", "oci-layout"] {
+        files.push((name.to_string(), fs::read(layout.dir.join(name)).unwrap()));
+    }
+    files.push((
+        "manifest.json".to_string(),
+        br#"[{"Config":"","RepoTags":[],"Layers":[]}]"#.to_vec(),
+    ));
+    files.sort();
+    files.dedup();
+    let mut entries = vec![
+        hostile::tar_entry("blobs/", tar::EntryType::Directory, b"", ""),
+        hostile::tar_entry("blobs/sha256/", tar::EntryType::Directory, b"", ""),
+    ];
+    entries.extend(
+        files
+            .iter()
+            .map(|(name, bytes)| hostile::tar_entry(name, tar::EntryType::Regular, bytes, "")),
+    );
+    let archive = tmp.path().join("image.tar");
+    fs::write(&archive, hostile::tar_with(&[0; 1024], &entries)).unwrap();
+
+    let report = push_json(
+        &archive.display().to_string(),
+        &reg.repo("app"),
+        &["--tag", "v1"],
+    );
+    assert_eq!(report["digest"], json!(layout.root_digest));
+    assert_layout_in_registry(&reg, "app", &layout);
+}
+
+#[test]
+fn archive_round_trip_keeps_memory_flat() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let spec = LayoutSpec {
+        platforms: vec!["linux/amd64", "linux/arm64"],
+        layer_size: 128 << 20,
+        seed: 35,
+        ..Default::default()
+    };
+    let layout = make_layout(&tmp.path().join("layout"), &spec);
+    let archive = tmp.path().join("image.tar");
+    let limit = std::time::Duration::from_secs(120);
+    let runs = [
+        push_cmd(&[
+            &source(&layout, None),
+            &format!("oci-archive:{}", archive.display()),
+            "--tag",
+            "v1",
+        ]),
+        // A bare path naming a file is an archive.
+        push_cmd(&[
+            &format!("{}:v1", archive.display()),
+            &reg.repo("app"),
+            "--tag",
+            "v1",
+        ]),
+    ];
+    for mut cmd in runs {
+        let run = hostile::run_bounded(&mut cmd, limit);
+        assert!(run.output.status.success(), "{}", run.stderr());
+        eprintln!("peak {} MiB in {:?}", run.peak_rss_kib / 1024, run.elapsed);
+        assert!(
+            run.peak_rss_kib < 96 * 1024,
+            "peak memory {} MiB moving 256 MiB of layers",
+            run.peak_rss_kib / 1024
+        );
+    }
+    assert_layout_in_registry(&reg, "app", &layout);
+    assert_eq!(
+        reg.manifest_digest("app", "v1").as_deref(),
         Some(layout.root_digest.as_str())
     );
 }

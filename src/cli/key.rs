@@ -80,8 +80,8 @@ impl PasswordArgs {
     /// The password, from file, environment or prompt; `confirm` asks twice when prompting.
     pub fn read(&self, purpose: &str, confirm: bool) -> Result<Vec<u8>> {
         if let Some(file) = &self.password_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read password file {}", file.display()))?;
+            let text =
+                crate::files::read_bounded_text(file, crate::files::SECRET_LIMIT, "password file")?;
             return Ok(text.lines().next().unwrap_or("").as_bytes().to_vec());
         }
         for var in ["WHARF_PASSWORD", "COSIGN_PASSWORD"] {
@@ -110,7 +110,11 @@ pub fn read_key_reference(reference: &str) -> Result<Vec<u8>> {
             anyhow!("environment variable {var} (from key reference {reference}) is not set")
         });
     }
-    std::fs::read(reference).with_context(|| format!("cannot read key {reference}"))
+    crate::files::read_bounded(
+        std::path::Path::new(reference),
+        crate::files::SECRET_LIMIT,
+        "key",
+    )
 }
 
 /// Loads a private key from a reference, asking for a password only if it is encrypted.

@@ -15,20 +15,27 @@ use std::process::ExitCode;
 /// source tag (if SRC names one) and any --tag, and only once everything is in place; no other
 /// tag is created. Rerunning skips what already arrived.
 ///
-/// SRC and DST are HOST/REPO[:TAG|@DIGEST] or oci:DIR[:REF], in any combination.
+/// SRC and DST are HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF] (an OCI layout directory) or
+/// oci-archive:FILE[:REF] (the same layout in one tar file, as skopeo and `docker buildx
+/// --output type=oci` write it), in any combination. Several images can share one layout:
+/// each keeps its index.json entries. An archive destination is written whole once the
+/// mirror succeeds (under a temporary name, then renamed); one that exists is added to.
 ///
 /// Examples:
 ///   wharf mirror ghcr.io/acme/app:v1.2.0 123456789.dkr.ecr.eu-west-1.amazonaws.com/app
 ///   wharf mirror docker.io/acme/app@sha256:... oci:./airgap
-///   wharf mirror oci:./airgap:v1.2.0 registry.internal/acme/app
+///   wharf mirror ghcr.io/acme/app:v1.2.0 oci-archive:./app-v1.2.0.tar
+///   wharf mirror oci-archive:./app-v1.2.0.tar:v1.2.0 registry.internal/acme/app
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct MirrorArgs {
-    /// What to copy: HOST/REPO:TAG, HOST/REPO@sha256:..., or oci:DIR[:REF] (a layout).
+    /// What to copy: HOST/REPO:TAG, HOST/REPO@sha256:..., oci:DIR[:REF] or
+    /// oci-archive:FILE[:REF].
     #[arg(value_name = "SRC")]
     pub source: String,
 
-    /// Where to: HOST/REPO (the source tag comes along), HOST/REPO:TAG, or oci:DIR.
+    /// Where to: HOST/REPO (the source tag comes along), HOST/REPO:TAG, oci:DIR or
+    /// oci-archive:FILE.
     #[arg(value_name = "DST")]
     pub dest: String,
 

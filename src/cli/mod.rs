@@ -30,9 +30,11 @@ use std::process::ExitCode;
 /// index and every platform's manifest (cosign-compatible), attaches SBOMs and provenance, tags
 /// only after all of that, mirrors the lot byte-for-byte, and verifies it fail-closed.
 ///
-/// Images are named HOST[:PORT]/REPO[:TAG][@DIGEST] in a registry, or oci:DIR[:REF][@DIGEST] for
-/// an OCI image layout directory. Registry credentials come from the Docker config
-/// (`docker login`), or from --registry-username with --registry-password-stdin.
+/// Images are named HOST[:PORT]/REPO[:TAG][@DIGEST] in a registry, oci:DIR[:REF][@DIGEST] for
+/// an OCI image layout directory, or oci-archive:FILE[:REF][@DIGEST] for one packed in a tar
+/// file (read by verify and tree, written by push and mirror). Registry credentials come from
+/// the Docker config (`docker login`), or from --registry-username with
+/// --registry-password-stdin.
 #[derive(Parser, Debug)]
 #[command(
     name = "wharf",

@@ -60,8 +60,7 @@ pub fn load_config(path: &std::path::Path, sets: &[String]) -> Result<ReleaseCon
     let text = if path.as_os_str() == "-" {
         EXAMPLE.to_string()
     } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read release config {}", path.display()))?
+        crate::files::read_bounded_text(path, crate::files::CONFIG_LIMIT, "release config")?
     };
     let env = std::env::vars().collect();
     ReleaseConfig::load(&text, &path.display().to_string(), &env, sets)

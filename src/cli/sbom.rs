@@ -3,7 +3,7 @@
 use super::GlobalArgs;
 use crate::oci::{ImageRef, Platform};
 use crate::ops::attest::platform_manifest;
-use crate::ops::tree::{tree, TreeReport};
+use crate::ops::tree::{tree, tree_all, TreeReport};
 use crate::sbom::{generate, SbomRequest};
 use crate::store::{resolve_reference, ManifestRef};
 use anyhow::{anyhow, bail, Context, Result};
@@ -83,9 +83,13 @@ pub async fn run(args: &SbomArgs, global: &GlobalArgs) -> Result<ExitCode> {
 
 /// List what is attached to an image: cosign's .sig/.att/.sbom tags and OCI referrers
 /// (Sigstore bundles and other artifacts), for the image and every manifest under it.
+///
+/// A layout named without :REF or @DIGEST (oci:DIR, oci-archive:FILE) lists every image in it,
+/// each with its tags.
 #[derive(Args, Debug)]
 pub struct TreeArgs {
-    /// The image: HOST/REPO[:TAG|@DIGEST] or oci:DIR[:REF|@DIGEST].
+    /// The image: HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF|@DIGEST] or
+    /// oci-archive:FILE[:REF|@DIGEST].
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
@@ -94,26 +98,45 @@ pub async fn run_tree(args: &TreeArgs, global: &GlobalArgs) -> Result<ExitCode> 
     let image = ImageRef::parse(&args.image)?;
     let stores = global.stores()?;
     let store = stores.open(&image).await?;
+    if image.tag.is_none() && image.digest.is_none() {
+        if let Some(images) = store.images().await? {
+            let report = tree_all(store.as_ref(), images).await?;
+            global.print(&report, || {
+                if report.images.is_empty() {
+                    return format!("{}: no images\n", report.repository);
+                }
+                report.images.iter().map(tree_text).collect()
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let root = resolve_reference(store.as_ref(), &image).await?;
     let report: TreeReport = tree(store.as_ref(), &root).await?;
-    global.print(&report, || {
-        let mut s = String::new();
-        let _ = writeln!(s, "{}@{}", report.repository, report.digest);
-        for m in &report.manifests {
-            let _ = writeln!(
-                s,
-                "└── {}{}",
-                m.digest,
-                m.platform
-                    .as_deref()
-                    .map(|p| format!(" ({p})"))
-                    .unwrap_or_default()
-            );
-            for a in &m.attachments {
-                let _ = writeln!(s, "    ├── {:<11} {} {}", a.kind, a.reference, a.detail);
-            }
-        }
-        s
-    })?;
+    global.print(&report, || tree_text(&report))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn tree_text(report: &TreeReport) -> String {
+    let mut s = String::new();
+    let tags = if report.tags.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", report.tags.join(", "))
+    };
+    let _ = writeln!(s, "{}@{}{tags}", report.repository, report.digest);
+    for m in &report.manifests {
+        let _ = writeln!(
+            s,
+            "└── {}{}",
+            m.digest,
+            m.platform
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default()
+        );
+        for a in &m.attachments {
+            let _ = writeln!(s, "    ├── {:<11} {} {}", a.kind, a.reference, a.detail);
+        }
+    }
+    s
 }

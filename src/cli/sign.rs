@@ -582,8 +582,8 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
 pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
     let predicate_type = attestation::predicate_type(&args.kind)?;
-    let predicate = std::fs::read(&args.predicate)
-        .with_context(|| format!("cannot read predicate {}", args.predicate.display()))?;
+    let predicate =
+        crate::files::read_bounded(&args.predicate, crate::files::PREDICATE_LIMIT, "predicate")?;
     attestation::check_predicate(&predicate_type, &predicate)
         .with_context(|| format!("predicate {}", args.predicate.display()))?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;

@@ -12,6 +12,10 @@ use std::fmt;
 
 pub type Annotations = BTreeMap<String, String>;
 
+/// The most a manifest may be, as distribution's default: nothing legitimate comes close, and
+/// a manifest is read whole into memory.
+pub const MANIFEST_LIMIT: u64 = 4 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {

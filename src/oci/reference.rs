@@ -1,5 +1,6 @@
-//! Where an image lives: `HOST[:PORT]/REPO[:TAG][@DIGEST]` in a registry, or
-//! `oci:DIR[:REF][@DIGEST]` in an OCI image layout directory.
+//! Where an image lives: `HOST[:PORT]/REPO[:TAG][@DIGEST]` in a registry,
+//! `oci:DIR[:REF][@DIGEST]` in an OCI image layout directory, or `oci-archive:FILE[:REF][@DIGEST]`
+//! in a layout packed into one tar file (skopeo's name for the same thing).
 
 use super::digest::Digest;
 use anyhow::{anyhow, bail, Context, Result};
@@ -18,6 +19,10 @@ pub enum Repository {
     Layout {
         dir: PathBuf,
     },
+    /// An OCI image layout as one tar file.
+    Archive {
+        file: PathBuf,
+    },
 }
 
 impl Repository {
@@ -33,12 +38,15 @@ impl Repository {
                 };
                 format!("{registry}/{name}")
             }
-            Repository::Layout { dir } => format!("oci:{}", dir.display()),
+            Repository::Layout { .. } | Repository::Archive { .. } => self.to_string(),
         }
     }
 
+    /// Whether this is a local OCI layout, a directory or an archive.
+    ///
+    /// See also [`names_layout`] for references still in text form.
     pub fn is_layout(&self) -> bool {
-        matches!(self, Repository::Layout { .. })
+        matches!(self, Repository::Layout { .. } | Repository::Archive { .. })
     }
 }
 
@@ -47,8 +55,15 @@ impl fmt::Display for Repository {
         match self {
             Repository::Registry { registry, name } => write!(f, "{registry}/{name}"),
             Repository::Layout { dir } => write!(f, "oci:{}", dir.display()),
+            Repository::Archive { file } => write!(f, "oci-archive:{}", file.display()),
         }
     }
+}
+
+/// Whether a reference, as written, names a local layout (`oci:DIR`, `oci-archive:FILE`)
+/// rather than a registry repository.
+pub fn names_layout(reference: &str) -> bool {
+    reference.starts_with("oci:") || reference.starts_with("oci-archive:")
 }
 
 /// A reference to an image: a repository plus an optional tag and/or digest.
@@ -63,6 +78,19 @@ impl ImageRef {
     pub fn parse(input: &str) -> Result<ImageRef> {
         if let Some(rest) = input.strip_prefix("oci:") {
             return parse_layout(rest);
+        }
+        if let Some(rest) = input.strip_prefix("oci-archive:") {
+            if rest.is_empty() {
+                bail!(
+                    "oci-archive: reference needs a file, e.g. oci-archive:./release.tar or \
+                     oci-archive:./release.tar:v1"
+                );
+            }
+            let mut reference = parse_layout(rest)?;
+            if let Repository::Layout { dir } = reference.repository {
+                reference.repository = Repository::Archive { file: dir };
+            }
+            return Ok(reference);
         }
         parse_registry(input)
     }
@@ -377,6 +405,20 @@ mod tests {
         let r = ImageRef::parse(&format!("oci:/tmp/x@{d}")).unwrap();
         assert_eq!(r.digest.unwrap().as_str(), d);
         assert!(ImageRef::parse("oci:").is_err());
+        let r = ImageRef::parse(&format!("oci-archive:./rel.tar:v1@{d}")).unwrap();
+        assert_eq!(
+            r.repository,
+            Repository::Archive {
+                file: PathBuf::from("./rel.tar")
+            }
+        );
+        assert_eq!(r.tag.as_deref(), Some("v1"));
+        assert_eq!(r.digest.as_ref().map(Digest::as_str), Some(d.as_str()));
+        assert_eq!(r.to_string(), format!("oci-archive:./rel.tar:v1@{d}"));
+        assert!(r.repository.is_layout());
+        assert!(ImageRef::parse("oci-archive:").is_err());
+        assert!(names_layout("oci:./x") && names_layout("oci-archive:x.tar"));
+        assert!(!names_layout("ghcr.io/o/oci-archive"));
     }
 
     #[test]

@@ -219,43 +219,53 @@ impl Mirror<'_> {
     /// a failed mirror leaves no tag of any kind behind.
     async fn write_pending(&self) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending.lock().expect("pending"));
-        for write in pending {
-            match write {
-                Pending::TagArtifact {
-                    tag,
-                    manifest,
-                    kind,
-                } => {
-                    let merged = self.write_tag_artifact(&tag, &manifest).await?;
-                    self.count(|c| {
-                        match kind {
-                            "sig" => c.signatures += 1,
-                            "att" => c.attestations += 1,
-                            _ => c.sboms += 1,
-                        }
-                        if merged {
-                            c.merged += 1;
-                        }
-                    });
-                }
-                // A registry with the referrers API indexes them itself; otherwise keep the
-                // fallback tag index up to date.
-                Pending::FallbackIndex {
-                    subject,
-                    referrers,
-                    exact,
-                } => {
-                    if self.dst.referrers(&subject).await?.is_none()
-                        && referrers::merge_into_fallback_index(
-                            self.dst,
-                            &subject,
-                            &referrers,
-                            exact.as_ref(),
-                        )
-                        .await?
-                    {
-                        self.count(|c| c.referrer_indexes_written += 1);
+        // Each names its own tag: they are written side by side.
+        stream::iter(pending)
+            .map(|write| self.write_one(write))
+            .buffer_unordered(self.jobs)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn write_one(&self, write: Pending) -> Result<()> {
+        match write {
+            Pending::TagArtifact {
+                tag,
+                manifest,
+                kind,
+            } => {
+                let merged = self.write_tag_artifact(&tag, &manifest).await?;
+                self.count(|c| {
+                    match kind {
+                        "sig" => c.signatures += 1,
+                        "att" => c.attestations += 1,
+                        _ => c.sboms += 1,
                     }
+                    if merged {
+                        c.merged += 1;
+                    }
+                });
+            }
+            // A registry with the referrers API indexes them itself; otherwise keep the
+            // fallback tag index up to date. (A layout indexes nothing by itself, even one
+            // that lists referrers it holds.)
+            Pending::FallbackIndex {
+                subject,
+                referrers,
+                exact,
+            } => {
+                if (self.dst.repository().is_layout()
+                    || self.dst.referrers(&subject).await?.is_none())
+                    && referrers::merge_into_fallback_index(
+                        self.dst,
+                        &subject,
+                        &referrers,
+                        exact.as_ref(),
+                    )
+                    .await?
+                {
+                    self.count(|c| c.referrer_indexes_written += 1);
                 }
             }
         }
@@ -273,8 +283,14 @@ impl Mirror<'_> {
                 return Ok(false);
             }
         };
+        // Not listed when the mirror started: no need to read it before the first write.
+        let mut known_absent = !may_have(&self.dest_tags, tag);
         for _ in 0..10 {
-            let current = self.dst.get_manifest(ManifestRef::Tag(tag)).await?;
+            let current = if std::mem::take(&mut known_absent) {
+                None
+            } else {
+                self.dst.get_manifest(ManifestRef::Tag(tag)).await?
+            };
             let extra: Vec<Descriptor> = match current.as_ref().map(|c| c.parse()).transpose()? {
                 Some(Manifest::Image(m)) => m
                     .layers
@@ -349,6 +365,11 @@ pub async fn mirror(
         }
     }
     let graph = read_graph(src.as_ref(), &root, request.jobs).await?;
+    if src.repository().is_layout() {
+        // Before the destination is touched: a layout missing a blob (or holding something
+        // that is not one) stops here, with nothing written anywhere.
+        check_blobs_present(src.as_ref(), &graph, request.jobs).await?;
+    }
     let dst = stores.open_for_write(&request.dest).await?;
     let (source_tags, dest_tags) =
         futures_util::join!(tag_set(src.as_ref()), tag_set(dst.as_ref()));
@@ -433,6 +454,12 @@ pub async fn mirror(
             tags_written += 1;
         }
     }
+    if tags.is_empty() {
+        // Untagged, the image is still listed (a layout's index.json), or only its digest
+        // finds it.
+        dst.list_untagged(&graph.root().manifest).await?;
+    }
+    dst.commit().await?;
 
     let root_node = graph.root();
     Ok(MirrorReport {

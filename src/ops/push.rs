@@ -1,8 +1,9 @@
-//! `wharf push`: an OCI image layout to a registry or another layout, by digest.
+//! `wharf push`: an OCI image layout (directory or archive) to a registry or another layout,
+//! by digest.
 
 use super::copy::{check_blobs_present, copy_graph, put_tag, CopyStats};
 use super::graph::read_graph;
-use crate::oci::{media, ImageRef};
+use crate::oci::{media, ImageRef, Repository};
 use crate::store::{resolve_reference, Stores};
 use crate::ui::Progress;
 use anyhow::{bail, Result};
@@ -40,6 +41,21 @@ pub struct PushReport {
     pub stats: CopyStats,
 }
 
+/// A layout named on the command line or in a config: `oci:`/`oci-archive:` as written; a
+/// bare path is a directory, or an archive when it names a file.
+pub fn layout_source(arg: &str) -> Result<ImageRef> {
+    if crate::oci::reference::names_layout(arg) {
+        return ImageRef::parse(arg);
+    }
+    let mut reference = ImageRef::parse(&format!("oci:{arg}"))?;
+    if let Repository::Layout { dir } = &reference.repository {
+        if dir.is_file() {
+            reference.repository = Repository::Archive { file: dir.clone() };
+        }
+    }
+    Ok(reference)
+}
+
 pub async fn push(
     stores: &Stores,
     request: &PushRequest,
@@ -47,8 +63,8 @@ pub async fn push(
 ) -> Result<PushReport> {
     if !request.source.repository.is_layout() {
         bail!(
-            "push reads an OCI image layout (oci:DIR or a directory), not {}; to copy between \
-             registries use `wharf mirror`",
+            "push reads an OCI image layout (a directory, oci:DIR or oci-archive:FILE), not {}; \
+             to copy between registries use `wharf mirror`",
             request.source
         );
     }
@@ -87,6 +103,11 @@ pub async fn push(
     for tag in &tags {
         put_tag(dest.as_ref(), &graph.root().manifest, tag).await?;
     }
+    if tags.is_empty() {
+        // Untagged, it is still listed (a layout's index.json), or only its digest finds it.
+        dest.list_untagged(&graph.root().manifest).await?;
+    }
+    dest.commit().await?;
 
     let root_node = graph.root();
     Ok(PushReport {

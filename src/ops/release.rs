@@ -10,6 +10,7 @@ use super::bundles::BundleFormat;
 use super::copy::put_tag;
 use super::graph::read_graph;
 use super::mirror::{mirror, MirrorRequest};
+use super::push::layout_source;
 use super::push::{push, PushReport, PushRequest};
 use super::release_config::{ReleaseConfig, SbomSource};
 use super::sign::{sign, SignRequest, Tlog};
@@ -129,18 +130,13 @@ pub async fn release(
 ) -> Result<ReleaseReport> {
     let config = inputs.config;
     let mut steps = Vec::new();
-    let layout = if config.layout.starts_with("oci:") {
-        config.layout.clone()
-    } else {
-        format!("oci:{}", config.layout)
-    };
     let primary_ref = ImageRef::parse(&config.repository).context("[repository]")?;
 
     step("push");
     let pushed: PushReport = push(
         stores,
         &PushRequest {
-            source: ImageRef::parse(&layout).context("[layout]")?,
+            source: layout_source(&config.layout).context("[layout]")?,
             dest: ImageRef {
                 tag: None,
                 ..primary_ref.clone()
@@ -214,8 +210,12 @@ pub async fn release(
         let predicate = match config.attestations.sbom {
             SbomSource::None => continue,
             SbomSource::Files => match config.attestations.sbom_files.get(&platform.to_string()) {
-                Some(file) => std::fs::read(file)
-                    .with_context(|| format!("[attestations] SBOM file {file}"))?,
+                Some(file) => crate::files::read_bounded(
+                    std::path::Path::new(file),
+                    crate::files::PREDICATE_LIMIT,
+                    "SBOM file",
+                )
+                .context("[attestations]")?,
                 None => {
                     return Err(anyhow!(
                         "[attestations] sbom_files has no file for {platform}"

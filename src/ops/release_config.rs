@@ -171,7 +171,7 @@ impl Verify {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mirror {
-    /// `HOST/REPO` or `oci:DIR`.
+    /// `HOST/REPO`, `oci:DIR` or `oci-archive:FILE`.
     pub destination: String,
     /// Tags at the mirror (default: the release's tags).
     pub tags: Option<Vec<String>>,
@@ -351,8 +351,8 @@ impl ReleaseConfig {
         } else {
             ""
         };
-        // cosign reads registries, not layout directories.
-        let registry = !reference.starts_with("oci:");
+        // cosign reads registries, not layouts.
+        let registry = !crate::oci::reference::names_layout(reference);
         let repository = reference.split('@').next().unwrap_or(reference);
         let mut out = vec![(
             "wharf",

@@ -57,7 +57,7 @@ impl ReleasedRepository {
                 path: name,
             }),
             // Layout directories have no admission controller.
-            Repository::Layout { .. } => None,
+            Repository::Layout { .. } | Repository::Archive { .. } => None,
         })
     }
 

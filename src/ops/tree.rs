@@ -1,10 +1,11 @@
-//! `wharf tree`: what is attached to an image and its manifests, in both storage schemes.
+//! `wharf tree`: what is attached to an image and its manifests, in both storage schemes; for
+//! a layout named without a tag or digest, every image it lists.
 
 use super::graph::read_graph;
 use super::referrers;
 use crate::cosign::attestation::PREDICATE_TYPE_ANNOTATION;
 use crate::oci::{Descriptor, Manifest};
-use crate::store::{ManifestRef, Store};
+use crate::store::{ListedImage, ManifestRef, Store};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -29,7 +30,30 @@ pub struct TreeManifest {
 pub struct TreeReport {
     pub repository: String,
     pub digest: String,
+    /// The tags naming the image (listed for the images of a layout).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     pub manifests: Vec<TreeManifest>,
+}
+
+/// Every image a layout lists, each with its tree.
+#[derive(Debug, Serialize)]
+pub struct LayoutTreeReport {
+    pub repository: String,
+    pub images: Vec<TreeReport>,
+}
+
+pub async fn tree_all(store: &dyn Store, images: Vec<ListedImage>) -> Result<LayoutTreeReport> {
+    let mut reports = Vec::new();
+    for image in images {
+        let mut report = tree(store, &image.descriptor).await?;
+        report.tags = image.tags;
+        reports.push(report);
+    }
+    Ok(LayoutTreeReport {
+        repository: store.repository().to_string(),
+        images: reports,
+    })
 }
 
 pub async fn tree(store: &dyn Store, root: &Descriptor) -> Result<TreeReport> {
@@ -96,6 +120,7 @@ pub async fn tree(store: &dyn Store, root: &Descriptor) -> Result<TreeReport> {
     Ok(TreeReport {
         repository: store.repository().to_string(),
         digest: root.digest.to_string(),
+        tags: Vec::new(),
         manifests,
     })
 }

@@ -45,10 +45,12 @@ impl TokenSource {
         if let Some(value) = &self.explicit {
             let path = std::path::Path::new(value);
             if !value.contains('.') || path.is_file() {
-                return Ok(std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read identity token file {value}"))?
-                    .trim()
-                    .to_string());
+                let text = crate::files::read_bounded_text(
+                    path,
+                    crate::files::SECRET_LIMIT,
+                    "identity token file",
+                )?;
+                return Ok(text.trim().to_string());
             }
             return Ok(value.trim().to_string());
         }

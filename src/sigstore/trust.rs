@@ -286,8 +286,8 @@ impl TrustRoot {
     }
 
     pub fn load(path: &std::path::Path) -> Result<TrustRoot> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
+        // Public-good's is 7 KiB; a private deployment's with a few rotations stays far below.
+        let bytes = crate::files::read_bounded(path, 4 << 20, "trusted root")?;
         TrustRoot::from_json(&bytes).with_context(|| format!("trusted root {}", path.display()))
     }
 

@@ -1,4 +1,5 @@
-//! Storage: one trait over a remote registry repository and an OCI image layout directory.
+//! Storage: one trait over a remote registry repository and an OCI image layout (a directory,
+//! or an archive of one).
 //!
 //! Operations (push, sign, mirror, verify) are written against [`Store`] only, so every one of
 //! them works registry→registry, layout→registry, registry→layout alike.
@@ -8,6 +9,7 @@ pub mod layout;
 pub mod registry;
 mod stream;
 
+pub use layout::ListedImage;
 pub use stream::{integrity_error, BlobIntegrityError, BlobStream, VerifyingStream};
 
 use crate::oci::{Descriptor, Digest, ImageRef, RawManifest, Repository};
@@ -127,13 +129,32 @@ pub trait Store: Send + Sync {
         Ok(None)
     }
 
-    /// The manifest a reference with neither tag nor digest means. Only a layout with a single
-    /// entry in its `index.json` has one.
+    /// The manifest a reference with neither tag nor digest means. Only a layout listing a
+    /// single image has one.
     async fn default_manifest(&self) -> Result<Descriptor> {
         anyhow::bail!(
             "{} names no tag or digest: add :TAG or @sha256:DIGEST",
             self.repository()
         )
+    }
+
+    /// Makes an image just written (by digest, untagged) one the store lists, so that readers
+    /// find it without knowing its digest. A layout adds it to `index.json`; a registry keeps
+    /// manifests by digest anyway.
+    async fn list_untagged(&self, _manifest: &RawManifest) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every image the store lists, with its tags (a layout's `index.json`, attachments left
+    /// out); `None` where there is no such list (a registry lists tags only).
+    async fn images(&self) -> Result<Option<Vec<ListedImage>>> {
+        Ok(None)
+    }
+
+    /// Makes what was written final. An archive destination is written here, whole, under
+    /// its name (until then, nothing written to it is kept); other stores write as they go.
+    async fn commit(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -183,12 +204,14 @@ impl Stores {
         })
     }
 
-    /// A store for reading an existing repository or layout.
+    /// A store for reading an existing repository, layout or archive (an archive is read
+    /// only).
     pub async fn open(&self, reference: &ImageRef) -> Result<Arc<dyn Store>> {
         self.open_repository(&reference.repository, false).await
     }
 
-    /// A store for writing; a layout directory is created if absent.
+    /// A store for writing; a layout directory is created if absent. An archive is staged
+    /// and written by [`Store::commit`].
     pub async fn open_for_write(&self, reference: &ImageRef) -> Result<Arc<dyn Store>> {
         self.open_repository(&reference.repository, true).await
     }
@@ -203,6 +226,11 @@ impl Stores {
                 layout::LayoutStore::create(dir).await?
             } else {
                 layout::LayoutStore::open(dir).await?
+            }),
+            Repository::Archive { file } => Arc::new(if create {
+                layout::LayoutStore::create_archive(file).await?
+            } else {
+                layout::LayoutStore::open_archive(file).await?
             }),
             Repository::Registry { .. } => Arc::new(registry::RemoteRepository::new(
                 self.registries.clone(),

@@ -150,3 +150,62 @@ pub fn assert_refused(run: &BoundedRun, needles: &[&str]) -> String {
     );
     line
 }
+
+/// What is under `dir`: every path (links not followed) with its kind and size. Comparing
+/// two of these shows whether a run wrote, removed or replaced anything.
+pub fn file_tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, String> {
+    let mut tree = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(current) = todo.pop() {
+        for entry in std::fs::read_dir(&current).expect("read a directory under test") {
+            let path = entry.expect("directory entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let kind = if meta.is_dir() {
+                todo.push(path.clone());
+                "dir".to_string()
+            } else if meta.file_type().is_symlink() {
+                format!("link to {}", std::fs::read_link(&path).unwrap().display())
+            } else {
+                format!("{:?} of {} bytes", meta.file_type(), meta.len())
+            };
+            tree.insert(path, kind);
+        }
+    }
+    tree
+}
+
+/// One tar entry (ustar header, data, padding) whose fields are written as given: the tar
+/// crate's own builder refuses the paths and kinds hostile archives are made of.
+pub fn tar_entry(name: &str, kind: tar::EntryType, data: &[u8], link: &str) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    {
+        let raw = header.as_ustar_mut().expect("ustar header");
+        raw.name.fill(0);
+        raw.name[..name.len()].copy_from_slice(name.as_bytes());
+        raw.linkname.fill(0);
+        raw.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    header.set_size(data.len() as u64);
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// `archive` (a whole tar file) with `entries` added at its end, before a new end marker.
+pub fn tar_with(archive: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
+    // Drop the trailing zero blocks (the end marker and any padding of the last record).
+    let mut end = archive.len();
+    while end >= 512 && archive[end - 512..end].iter().all(|&b| b == 0) {
+        end -= 512;
+    }
+    let mut out = archive[..end].to_vec();
+    for entry in entries {
+        out.extend_from_slice(entry);
+    }
+    out.extend_from_slice(&[0; 1024]);
+    out
+}

@@ -1121,6 +1121,32 @@ pub fn blob_path(layout_dir: &Path, digest: &str) -> PathBuf {
     layout_dir.join("blobs").join(algorithm).join(hex)
 }
 
+/// The `manifests` of a layout directory's `index.json`.
+pub fn layout_index_entries(dir: &Path) -> Vec<serde_json::Value> {
+    let path = dir.join("index.json");
+    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let index: serde_json::Value = serde_json::from_slice(&bytes).expect("index.json is JSON");
+    index["manifests"]
+        .as_array()
+        .expect("manifests array")
+        .clone()
+}
+
+/// `(digest, ref name)` of each entry of a layout directory's `index.json`, in order.
+pub fn layout_listing(dir: &Path) -> Vec<(String, Option<String>)> {
+    layout_index_entries(dir)
+        .iter()
+        .map(|e| {
+            (
+                e["digest"].as_str().expect("entry digest").to_string(),
+                e["annotations"][REF_NAME_ANNOTATION]
+                    .as_str()
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}
+
 /// Flips every bit of one byte in the middle of blob `digest`: same size, wrong content.
 pub fn corrupt_blob(layout_dir: &Path, digest: &str) {
     let path = blob_path(layout_dir, digest);
