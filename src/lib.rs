@@ -12,4 +12,5 @@ pub mod sbom;
 pub mod sign;
 pub mod sigstore;
 pub mod store;
+pub mod text;
 pub mod ui;

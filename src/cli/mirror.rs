@@ -1,4 +1,4 @@
-use super::{default_jobs, github, GlobalArgs};
+use super::{default_jobs, github, CredentialTargets, GlobalArgs};
 use crate::oci::ImageRef;
 use crate::ops::mirror::{mirror, MirrorRequest};
 use anyhow::Result;
@@ -48,7 +48,10 @@ pub async fn run(args: &MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
         tags: args.tags.clone(),
         jobs: args.jobs,
     };
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets {
+        target: Some(&request.dest.repository),
+        source: Some(&request.source.repository),
+    })?;
     let report = mirror(&stores, &request, &global.progress()).await?;
     github::set_outputs(&[
         ("digest".into(), report.digest.clone()),

@@ -1,11 +1,12 @@
 //! `wharf sbom generate` and `wharf tree`.
 
-use super::GlobalArgs;
+use super::{CredentialTargets, GlobalArgs};
 use crate::oci::{ImageRef, Platform};
 use crate::ops::attest::platform_manifest;
 use crate::ops::tree::{tree, TreeReport};
 use crate::sbom::{generate, SbomRequest};
 use crate::store::{resolve_reference, ManifestRef};
+use crate::text::one_line;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::fmt::Write;
@@ -52,7 +53,7 @@ pub async fn run(args: &SbomArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let SbomCommand::Generate(args) = &args.command;
     let image = ImageRef::parse(&args.image)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let root = resolve_reference(store.as_ref(), &image).await?;
     let (digest, platform) = if crate::oci::media::is_index(&root.media_type) {
@@ -92,7 +93,7 @@ pub struct TreeArgs {
 
 pub async fn run_tree(args: &TreeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let root = resolve_reference(store.as_ref(), &image).await?;
     let report: TreeReport = tree(store.as_ref(), &root).await?;
@@ -106,11 +107,18 @@ pub async fn run_tree(args: &TreeArgs, global: &GlobalArgs) -> Result<ExitCode> 
                 m.digest,
                 m.platform
                     .as_deref()
-                    .map(|p| format!(" ({p})"))
+                    .map(|p| format!(" ({})", one_line(p)))
                     .unwrap_or_default()
             );
+            // Platforms, tags and artifact types are what the registry holds: a peer's text.
             for a in &m.attachments {
-                let _ = writeln!(s, "    ├── {:<11} {} {}", a.kind, a.reference, a.detail);
+                let _ = writeln!(
+                    s,
+                    "    ├── {:<11} {} {}",
+                    a.kind,
+                    one_line(&a.reference),
+                    one_line(&a.detail)
+                );
             }
         }
         s

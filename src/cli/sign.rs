@@ -2,7 +2,7 @@
 //! groups they share: who signs (key or keyless) and who must have signed (the policy).
 
 use super::key::{load_private_key, load_public_key, PasswordArgs};
-use super::{default_signing_jobs, github, GlobalArgs};
+use super::{default_signing_jobs, github, CredentialTargets, GlobalArgs};
 use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
@@ -118,7 +118,10 @@ impl SignerArgs {
                 let signer =
                     KeylessSigner::obtain(client, &self.fulcio_url, &tokens, &trust).await?;
                 if !quiet {
-                    eprintln!("wharf: signing keylessly as {}", signer.identity());
+                    eprintln!(
+                        "wharf: signing keylessly as {}",
+                        crate::text::one_line(&signer.identity())
+                    );
                 }
                 Box::new(signer)
             }
@@ -449,7 +452,7 @@ fn platform_suffix(p: &Option<String>) -> String {
 pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
     let annotations = parse_annotations(&args.annotations)?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     // The signer (a key to decrypt, or a certificate to obtain) is made while the registry is
     // read and the payloads are uploaded: neither waits for the other.
     let prepare = async {
@@ -515,7 +518,7 @@ async fn verify_request(
 pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
     let policy = args.policy.policy()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
@@ -553,7 +556,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
     attestation::check_predicate(&predicate_type, &predicate)
         .with_context(|| format!("predicate {}", args.predicate.display()))?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
     let (signer, tlog) = args.signer.signer(global.quiet).await?;
@@ -594,7 +597,7 @@ pub async fn run_verify_attestation(
         .as_deref()
         .map(attestation::predicate_type)
         .transpose()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;

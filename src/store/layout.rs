@@ -6,8 +6,8 @@
 //! concurrent wharf processes and readers never see half-written state.
 
 use super::{
-    BlobIntegrityError, BlobSource, BlobStream, BlobTransfer, ManifestRef, OnBytes, Store,
-    VerifyingStream,
+    BlobIntegrityError, BlobSource, BlobStream, BlobTransfer, ManifestRef, OnBytes, Store, TagRead,
+    TagWrite, VerifyingStream,
 };
 use crate::oci::manifest::sniff_media_type;
 use crate::oci::{Descriptor, Digest, RawManifest, Repository};
@@ -247,13 +247,13 @@ impl Store for LayoutStore {
         &self,
         manifest: &RawManifest,
         tag: &str,
-        expected: Option<&Digest>,
-    ) -> Result<bool> {
+        base: &TagRead,
+    ) -> Result<TagWrite> {
         self.write_blob_bytes(&manifest.digest, &manifest.bytes)
             .await?;
         let entry = tagged_entry(manifest, tag);
         let tag = tag.to_string();
-        let expected = expected.map(|d| d.to_string());
+        let expected = base.digest().map(|d| d.to_string());
         self.update_index(move |entries| {
             let current = entries
                 .iter()
@@ -267,10 +267,18 @@ impl Store for LayoutStore {
             Ok(true)
         })
         .await
+        .map(|written| {
+            if written {
+                TagWrite::Written
+            } else {
+                TagWrite::Superseded
+            }
+        })
     }
 
-    fn atomic_tags(&self) -> bool {
-        true
+    /// `index.json` changes under the layout's lock: a true compare-and-swap.
+    fn overwrite_window(&self) -> Option<std::time::Duration> {
+        None
     }
 
     async fn blob_exists(&self, blob: &Descriptor) -> Result<bool> {
@@ -413,11 +421,19 @@ mod tests {
             .unwrap();
         assert_eq!(got.bytes, a.bytes);
         // A stale expectation loses; the right one wins.
-        assert!(!store.put_manifest_if(&b, "v1", None).await.unwrap());
-        assert!(store
-            .put_manifest_if(&b, "v1", Some(&a.digest))
-            .await
-            .unwrap());
+        let stale = TagRead {
+            manifest: None,
+            sent: std::time::Instant::now(),
+        };
+        let fresh = store.read_tag("v1").await.unwrap();
+        assert!(matches!(
+            store.put_manifest_if(&b, "v1", &stale).await.unwrap(),
+            TagWrite::Superseded
+        ));
+        assert!(matches!(
+            store.put_manifest_if(&b, "v1", &fresh).await.unwrap(),
+            TagWrite::Written
+        ));
         assert_eq!(store.list_tags().await.unwrap(), vec!["v1".to_string()]);
         assert_eq!(store.default_manifest().await.unwrap().digest, b.digest);
     }
