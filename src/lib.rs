@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cosign;
+pub mod files;
 pub mod oci;
 pub mod ops;
 pub mod sbom;

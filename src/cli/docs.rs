@@ -75,7 +75,7 @@ fn write(output: Option<&PathBuf>, text: &str) -> Result<()> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+            crate::files::write_output(path, text.as_bytes())
         }
         None => {
             print!("{text}");

@@ -7,7 +7,7 @@ use crate::ops::tree::{tree, TreeReport};
 use crate::sbom::{generate, SbomRequest};
 use crate::store::{resolve_reference, ManifestRef};
 use crate::text::one_line;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -75,8 +75,7 @@ pub async fn run(args: &SbomArgs, global: &GlobalArgs) -> Result<ExitCode> {
     };
     let sbom = generate(store.as_ref(), &manifest, &request).await?;
     match &args.output_file {
-        Some(path) => std::fs::write(path, &sbom)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => crate::files::write_output(path, &sbom)?,
         None => println!("{}", String::from_utf8_lossy(&sbom)),
     }
     Ok(ExitCode::SUCCESS)

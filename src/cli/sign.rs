@@ -609,8 +609,7 @@ pub async fn run_verify_attestation(
             .first()
             .and_then(|v| v.predicates.first())
             .ok_or_else(|| anyhow!("no verified predicate to write"))?;
-        std::fs::write(path, predicate)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::files::write_output(path, predicate.as_bytes())?;
     }
     match global.output {
         super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
