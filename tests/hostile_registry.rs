@@ -226,6 +226,100 @@ fn a_one_gib_error_answer_is_cut_short() {
     assert!(line.len() < 1000, "{} bytes: {line}", line.len());
 }
 
+/// A registry serving `root` as `app:v1` and every manifest of `others` by its digest.
+fn serving_manifests(root: Vec<u8>, others: Vec<Vec<u8>>) -> FakeServer {
+    let mut by_digest: std::collections::HashMap<String, Vec<u8>> =
+        others.into_iter().map(|m| (digest_of(&m), m)).collect();
+    by_digest.insert(digest_of(&root), root.clone());
+    registry(move |req| {
+        let wanted = req.path.rsplit('/').next().unwrap_or_default();
+        let bytes = if wanted == "v1" {
+            Some(root.clone())
+        } else {
+            by_digest.get(wanted).cloned()
+        }?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["mediaType"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Some(
+            FakeResponse::bytes(200, &media_type, bytes.clone())
+                .with_header("Docker-Content-Digest", &digest_of(&bytes)),
+        )
+    })
+}
+
+/// An index over `children` (descriptors of the given media type).
+fn index_of(children: &[(String, &str, usize)]) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> = children
+        .iter()
+        .map(|(digest, media_type, size)| {
+            serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_index_of_more_manifests_than_any_image_has_is_refused_before_reading_them() {
+    let children: Vec<(String, &str, usize)> = (0..10_001u32)
+        .map(|i| (digest_of(&i.to_be_bytes()), media_type::OCI_MANIFEST, 300))
+        .collect();
+    let reg = serving_manifests(index_of(&children), Vec::new());
+    tree_refused(&reg, &[&format!("{}/app", reg.addr()), "more than 10000"]);
+    let reads = reg.requests().iter().filter(|r| r.method == "GET").count();
+    assert!(reads < 10, "{reads} manifests read");
+}
+
+#[test]
+fn indexes_nested_without_end_are_refused_at_the_depth_limit() {
+    let mut manifests = Vec::new();
+    let (tiny, tiny_digest) = tiny_manifest();
+    let mut child = (tiny_digest, media_type::OCI_MANIFEST, tiny.len());
+    manifests.push(tiny);
+    for _ in 0..40 {
+        let index = index_of(&[child]);
+        child = (digest_of(&index), media_type::OCI_INDEX, index.len());
+        manifests.push(index);
+    }
+    let root = manifests.pop().unwrap();
+    let reg = serving_manifests(root, manifests);
+    tree_refused(
+        &reg,
+        &[&format!("{}/app", reg.addr()), "more than 16 levels"],
+    );
+}
+
+#[test]
+fn manifests_too_large_together_are_refused_at_the_graph_limit() {
+    // Each under the 4 MiB limit for one manifest; 20 of them are 70 MiB.
+    let children: Vec<Vec<u8>> = (0..20)
+        .map(|i| {
+            let mut m: serde_json::Value = serde_json::from_slice(&tiny_manifest().0).unwrap();
+            m["annotations"] =
+                serde_json::json!({"padding": format!("{i}{}", " ".repeat(3_500_000))});
+            serde_json::to_vec(&m).unwrap()
+        })
+        .collect();
+    let descriptors: Vec<(String, &str, usize)> = children
+        .iter()
+        .map(|c| (digest_of(c), media_type::OCI_MANIFEST, c.len()))
+        .collect();
+    let reg = serving_manifests(index_of(&descriptors), children);
+    tree_refused(
+        &reg,
+        &[
+            &format!("{}/app", reg.addr()),
+            "larger than 64 MiB together",
+        ],
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Credentials go only where they belong
 // ---------------------------------------------------------------------------------------

@@ -68,8 +68,26 @@ pub struct RegistryClient {
 }
 
 fn http_client(accept_invalid_certs: bool) -> Result<reqwest::Client, String> {
+    // Redirects (blob downloads sent to a CDN) are followed, a few at most, never from HTTPS
+    // down to plain HTTP; reqwest drops the `Authorization` header on the way to another
+    // host or port.
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt
+                .previous()
+                .last()
+                .is_some_and(|from| from.scheme() == "https");
+        if downgrade {
+            attempt.error("a redirect from HTTPS to plain HTTP")
+        } else if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else {
+            attempt.follow()
+        }
+    });
     reqwest::Client::builder()
         .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirects)
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(16)
