@@ -89,13 +89,15 @@ pub async fn attest(
     request: &AttestRequest,
 ) -> Result<AttestReport> {
     let attacher = Attacher::new(store);
-    let report = attest_with(&attacher, signer, tlog, request).await?;
+    let report = attest_attached(&attacher, signer, tlog, request).await?;
     // After the last write: did it survive concurrent writers?
     attacher.finish().await?;
     Ok(report)
 }
 
-async fn attest_with(
+/// [`attest`] for a caller attaching more in the same run, which checks at its end that all
+/// of it survived concurrent writers ([`Attacher::finish`]).
+pub async fn attest_attached(
     attacher: &Attacher<'_>,
     signer: &dyn Signer,
     tlog: Option<&Tlog>,
