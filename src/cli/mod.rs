@@ -184,7 +184,6 @@ impl GlobalArgs {
             self.registry_password_stdin,
             "WHARF_REGISTRY_PASSWORD",
             targets.target,
-            "the registry it is for (DST, or the image)",
         )?;
         let source = explicit_credentials(
             "--source-registry-username",
@@ -193,7 +192,6 @@ impl GlobalArgs {
             self.source_registry_password_stdin,
             "WHARF_SOURCE_REGISTRY_PASSWORD",
             targets.source,
-            "mirror's SRC",
         )?;
         if let (Some((a, ca)), Some((b, cb))) = (&target, &source) {
             if same_registry(a, b)
@@ -272,8 +270,10 @@ pub fn report_error(err: &anyhow::Error) {
     github::error_annotation(&message);
 }
 
-/// The credentials a `--registry-username`-like flag gives, bound to the host of `repository`:
-/// the password from standard input or `password_env`.
+/// The credentials a `--registry-username`-like flag gives, bound to the host of
+/// `repository`, the password from standard input or `password_env`. None where the command
+/// has no such registry (a layout, or no source): they are for that registry alone, and the
+/// environment may hold them for other steps of a job.
 fn explicit_credentials(
     flag: &str,
     stdin_flag: &str,
@@ -281,7 +281,6 @@ fn explicit_credentials(
     password_stdin: bool,
     password_env: &str,
     repository: Option<&Repository>,
-    meant_for: &str,
 ) -> Result<Option<(String, Credentials)>> {
     let Some(username) = username else {
         if password_stdin {
@@ -289,14 +288,10 @@ fn explicit_credentials(
         }
         return Ok(None);
     };
-    let host = match repository {
-        Some(Repository::Registry { registry, .. }) => registry.clone(),
-        Some(Repository::Layout { dir }) => bail!(
-            "{flag} gives credentials for {meant_for}, but that is the layout {}, not a registry",
-            dir.display()
-        ),
-        None => bail!("{flag} does not apply to this command (it is for {meant_for})"),
+    let Some(Repository::Registry { registry, .. }) = repository else {
+        return Ok(None);
     };
+    let host = registry.clone();
     let password = if password_stdin {
         let mut s = String::new();
         std::io::stdin()

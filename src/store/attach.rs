@@ -266,7 +266,21 @@ pub struct ReferrerWritten {
 }
 
 /// How many times a read-modify-write is tried when other writers keep changing the tag.
-const MAX_ROUNDS: usize = 20;
+const MAX_ROUNDS: u32 = 20;
+
+/// How many failed writes (429, 5xx, broken connections) a change survives, as many as the
+/// registry client's default retries.
+const MAX_INTERRUPTIONS: u32 = 5;
+
+/// A pause before trying again after losing to another writer: random, up to 5 ms a round
+/// lost so far, so that writers who keep colliding stop doing it in step.
+fn collision_pause(round: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    Duration::from_micros(u64::from(nanos % 5000) * u64::from(round))
+}
 
 /// How many times the final check writes lost changes again before giving up.
 const CONFIRM_ROUNDS: usize = 10;
@@ -304,7 +318,7 @@ impl<'a> Attacher<'a> {
         let mut interruptions = 0;
         // Once a write of ours may have landed, finding the change there is our doing.
         let mut attempted = false;
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
             let base: TagRead = store.read_tag(tag).await?;
             let Some(next) = (change.merge)(base.manifest.as_ref())
                 .with_context(|| format!("in {}", store.repository()))?
@@ -321,11 +335,11 @@ impl<'a> Attacher<'a> {
                     self.record(change);
                     return Ok(Attached::Added);
                 }
-                Ok(TagWrite::Superseded) => {}
+                Ok(TagWrite::Superseded) => tokio::time::sleep(collision_pause(round)).await,
                 Ok(TagWrite::Interrupted { error, retry_after }) => {
                     attempted = true;
                     interruptions += 1;
-                    if interruptions > 5 {
+                    if interruptions > MAX_INTERRUPTIONS {
                         return Err(error.context(format!("writing {tag}")));
                     }
                     tokio::time::sleep(retry_after).await;

@@ -243,9 +243,11 @@ fn basic_auth_value(c: &Credentials) -> HeaderValue {
 
 fn no_credentials(registry: &str) -> anyhow::Error {
     anyhow!(
-        "{registry} requires authentication: run `docker login {registry}`, or pass \
-         --registry-username with --registry-password-stdin (or set WHARF_REGISTRY_USERNAME and \
-         WHARF_REGISTRY_PASSWORD), or list it in --registry-auth-file"
+        "{registry} requires authentication: run `docker login {registry}`, list it in \
+         --registry-auth-file, or pass --registry-username with --registry-password-stdin \
+         (WHARF_REGISTRY_USERNAME/_PASSWORD) if it is the registry the command works on, \
+         --source-registry-username (WHARF_SOURCE_REGISTRY_USERNAME/_PASSWORD) if it is \
+         mirror's SRC"
     )
 }
 
