@@ -15,12 +15,17 @@ use std::process::ExitCode;
 /// source tag (if SRC names one) and any --tag, and only once everything is in place; no other
 /// tag is created. Rerunning skips what already arrived.
 ///
-/// SRC and DST are HOST/REPO[:TAG|@DIGEST] or oci:DIR[:REF], in any combination.
+/// SRC and DST are HOST/REPO[:TAG|@DIGEST] or oci:DIR[:REF], in any combination. Each
+/// registry gets its own credentials: DST's from --registry-username, SRC's from
+/// --source-registry-username, or either from --registry-auth-file or the Docker config.
 ///
 /// Examples:
 ///   wharf mirror ghcr.io/acme/app:v1.2.0 123456789.dkr.ecr.eu-west-1.amazonaws.com/app
 ///   wharf mirror docker.io/acme/app@sha256:... oci:./airgap
 ///   wharf mirror oci:./airgap:v1.2.0 registry.internal/acme/app
+///   echo "$DST_TOKEN" | WHARF_SOURCE_REGISTRY_PASSWORD="$SRC_TOKEN" wharf mirror \
+///     --source-registry-username src-bot --registry-username dst-bot \
+///     --registry-password-stdin ghcr.io/acme/app:v1 registry.internal/acme/app
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct MirrorArgs {
