@@ -14,6 +14,7 @@ pub mod sbom;
 pub mod sign;
 pub mod sigstore;
 pub mod store;
+pub mod text;
 pub mod ui;
 pub mod verify;
 pub mod yaml;

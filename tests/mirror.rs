@@ -1335,3 +1335,70 @@ fn report_wrote(report: &Value) -> bool {
             .iter()
             .any(|k| artifacts[k] != json!(0))
 }
+
+#[test]
+fn source_and_destination_credentials_differ_from_flags_env_or_an_auth_file() {
+    let src = Registry::start_with_basic_auth("src-bot", "src-password");
+    let dst = Registry::start_with_basic_auth("dst-bot", "dst-password");
+    let tmp = tempdir();
+    let layout = make_layout(&tmp.path().join("layout"), &small_spec(121));
+    src.push_layout(&layout, "app", "v1");
+
+    // Flags and environment: the destination's password on standard input, the source's in
+    // the environment.
+    let out = run_with_stdin(
+        wharf()
+            .args(["mirror", "--allow-insecure-registry"])
+            .args([&src.repo("app:v1"), &dst.repo("app")])
+            .args(["--source-registry-username", "src-bot"])
+            .args([
+                "--registry-username",
+                "dst-bot",
+                "--registry-password-stdin",
+            ])
+            .env("WHARF_SOURCE_REGISTRY_PASSWORD", "src-password"),
+        "dst-password\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        dst.manifest_digest("app", "v1").as_deref(),
+        Some(layout.root_digest.as_str())
+    );
+
+    // Per-host entries in an auth file.
+    let auth_file = tmp.path().join("auth.json");
+    std::fs::write(
+        &auth_file,
+        serde_json::to_vec(&json!({"auths": {
+            src.addr(): {"username": "src-bot", "password": "src-password"},
+            dst.addr(): {"auth": basic_auth("dst-bot", "dst-password").trim_start_matches("Basic ")},
+        }}))
+        .unwrap(),
+    )
+    .unwrap();
+    run_ok(
+        wharf()
+            .args(["mirror", "--allow-insecure-registry"])
+            .args([&src.repo("app:v1"), &dst.repo("copy")])
+            .arg("--registry-auth-file")
+            .arg(&auth_file),
+    );
+    assert_eq!(
+        dst.manifest_digest("copy", "v1").as_deref(),
+        Some(layout.root_digest.as_str())
+    );
+
+    // One registry's password given for the other is refused by that registry, and named.
+    let out = run_fail(
+        wharf()
+            .args(["mirror", "--allow-insecure-registry"])
+            .args([&src.repo("app:v1"), &dst.repo("other")])
+            .args(["--registry-username", "src-bot"])
+            .env("WHARF_REGISTRY_PASSWORD", "src-password"),
+    );
+    let line = error_line(&out);
+    assert!(
+        line.contains(src.addr()) && line.contains("requires authentication"),
+        "{line}"
+    );
+}

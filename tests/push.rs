@@ -7,9 +7,8 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::hostile;
@@ -56,21 +55,6 @@ fn parse_json(out: &Output) -> Value {
             stderr_of(out)
         )
     })
-}
-
-/// Runs `cmd` with `input` on its standard input; returns its output (whatever the status).
-fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wharf");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(input.as_bytes()).expect("write stdin");
-    } // closed: EOF
-    child.wait_with_output().expect("wait for wharf")
 }
 
 /// The layout's path as a `wharf push` source argument, with `:REF` when given.

@@ -6,7 +6,7 @@ use super::GlobalArgs;
 use crate::ops::release_config::ReleaseConfig;
 use crate::ops::release_docs::verifying_guide;
 use crate::ops::release_policy::{admission_policy, Controller};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,7 +82,7 @@ fn write(output: Option<&PathBuf>, text: &str) -> Result<()> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+            crate::files::write_output(path, text.as_bytes())
         }
         None => {
             print!("{text}");

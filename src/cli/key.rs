@@ -2,6 +2,7 @@
 //! the other commands.
 
 use super::GlobalArgs;
+use crate::files;
 use crate::sign::keys;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -103,18 +104,18 @@ impl PasswordArgs {
     }
 }
 
-/// Reads what a key reference points at: a file, or `env://VAR`.
+/// The most read of a key file: a PEM key is well under 1 KiB, a PEM with comments a few.
+const KEY_FILE_LIMIT: u64 = 64 << 10;
+
+/// Reads what a key reference points at: a file (a regular one, of at most 64 KiB), or
+/// `env://VAR`.
 pub fn read_key_reference(reference: &str) -> Result<Vec<u8>> {
     if let Some(var) = reference.strip_prefix("env://") {
         return std::env::var(var).map(String::into_bytes).map_err(|_| {
             anyhow!("environment variable {var} (from key reference {reference}) is not set")
         });
     }
-    crate::files::read_bounded(
-        std::path::Path::new(reference),
-        crate::files::SECRET_LIMIT,
-        "key",
-    )
+    files::read_regular_file(std::path::Path::new(reference), KEY_FILE_LIMIT, "key")
 }
 
 /// Loads a private key from a reference, asking for a password only if it is encrypted.
@@ -155,8 +156,7 @@ pub fn public(args: &PublicArgs) -> Result<ExitCode> {
     let key = load_private_key(&args.key, &args.password)?;
     let pem = keys::public_key_pem(&key.public_key());
     match &args.output_file {
-        Some(path) => std::fs::write(path, &pem)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => files::write_output(path, pem.as_bytes())?,
         None => print!("{pem}"),
     }
     Ok(ExitCode::SUCCESS)
@@ -165,8 +165,10 @@ pub fn public(args: &PublicArgs) -> Result<ExitCode> {
 pub fn generate(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let key_path = PathBuf::from(format!("{}.key", args.output_key_prefix));
     let pub_path = PathBuf::from(format!("{}.pub", args.output_key_prefix));
+    // Asked before the password prompt; the writes below check again, atomically. A
+    // dangling symlink counts as existing: nothing is ever written through one.
     for path in [&key_path, &pub_path] {
-        if path.exists() && !args.force {
+        if std::fs::symlink_metadata(path).is_ok() && !args.force {
             bail!(
                 "{} already exists (pass --force to overwrite)",
                 path.display()
@@ -176,10 +178,13 @@ pub fn generate(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let password = args.password.read("the new private key", true)?;
     let secret = keys::generate();
     let encrypted = keys::encrypt_cosign(&secret, &password)?;
-    write_private(&key_path, encrypted.as_bytes())?;
     let public = keys::public_key_pem(&secret.public_key());
-    std::fs::write(&pub_path, &public)
-        .with_context(|| format!("cannot write {}", pub_path.display()))?;
+    // Both written in full under temporary names first, then renamed into place: a crash
+    // leaves the old pair or the new key, never a truncated key.
+    let private = files::stage(&key_path, encrypted.as_bytes(), 0o600)?;
+    let public_file = files::stage(&pub_path, public.as_bytes(), 0o644)?;
+    private.commit(args.force)?;
+    public_file.commit(args.force)?;
     let fp = keys::fingerprint(&secret.public_key());
     global.print(
         &serde_json::json!({
@@ -194,26 +199,4 @@ pub fn generate(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Creates the private key file readable by its owner only, from the first byte on.
-fn write_private(path: &std::path::Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(contents)?;
-    Ok(())
 }

@@ -1,4 +1,4 @@
-use super::{default_jobs, github, GlobalArgs};
+use super::{default_jobs, github, CredentialTargets, GlobalArgs};
 use crate::oci::ImageRef;
 use crate::ops::mirror::{mirror, MirrorRequest};
 use anyhow::Result;
@@ -20,12 +20,17 @@ use std::process::ExitCode;
 /// --output type=oci` write it), in any combination. Several images can share one layout:
 /// each keeps its index.json entries. An archive destination is written whole once the
 /// mirror succeeds (under a temporary name, then renamed); one that exists is added to.
+/// Each registry gets its own credentials: DST's from --registry-username, SRC's from
+/// --source-registry-username, or either from --registry-auth-file or the Docker config.
 ///
 /// Examples:
 ///   wharf mirror ghcr.io/acme/app:v1.2.0 123456789.dkr.ecr.eu-west-1.amazonaws.com/app
 ///   wharf mirror docker.io/acme/app@sha256:... oci:./airgap
 ///   wharf mirror ghcr.io/acme/app:v1.2.0 oci-archive:./app-v1.2.0.tar
 ///   wharf mirror oci-archive:./app-v1.2.0.tar:v1.2.0 registry.internal/acme/app
+///   echo "$DST_TOKEN" | WHARF_SOURCE_REGISTRY_PASSWORD="$SRC_TOKEN" wharf mirror \
+///     --source-registry-username src-bot --registry-username dst-bot \
+///     --registry-password-stdin ghcr.io/acme/app:v1 registry.internal/acme/app
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct MirrorArgs {
@@ -55,7 +60,10 @@ pub async fn run(args: &MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
         tags: args.tags.clone(),
         jobs: args.jobs,
     };
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets {
+        target: Some(&request.dest.repository),
+        source: Some(&request.source.repository),
+    })?;
     let report = mirror(&stores, &request, &global.progress()).await?;
     github::set_outputs(&[
         ("digest".into(), report.digest.clone()),

@@ -15,7 +15,8 @@ mod sbom;
 mod sign;
 mod trust;
 
-use crate::store::credentials::{CredentialSource, Credentials, Secret};
+use crate::oci::{ImageRef, Repository};
+use crate::store::credentials::{same_registry, CredentialSource, Credentials, Secret};
 use crate::store::registry::{InsecureRegistries, RegistryOptions};
 use crate::store::Stores;
 use crate::ui::Progress;
@@ -33,8 +34,9 @@ use std::process::ExitCode;
 /// Images are named HOST[:PORT]/REPO[:TAG][@DIGEST] in a registry, oci:DIR[:REF][@DIGEST] for
 /// an OCI image layout directory, or oci-archive:FILE[:REF][@DIGEST] for one packed in a tar
 /// file (read by verify and tree, written by push and mirror). Registry credentials come from
-/// the Docker config (`docker login`), or from --registry-username with
-/// --registry-password-stdin.
+/// the Docker config (`docker login`), from --registry-auth-file (per host), or from
+/// --registry-username with --registry-password-stdin for the registry the command works on
+/// (mirror's SRC: --source-registry-username). Each registry gets only its own credentials.
 #[derive(Parser, Debug)]
 #[command(
     name = "wharf",
@@ -70,7 +72,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, alias = "allow-http-registry")]
     pub allow_insecure_registry: bool,
 
-    /// Registry username, used for every registry instead of the Docker config.
+    /// Username for the registry the command works on: DST for push and mirror, the image's
+    /// registry for sign, verify, attest and the others, the `repository` of a release. Used
+    /// for that registry only, instead of the Docker config; never sent to any other host.
     #[arg(
         long,
         global = true,
@@ -79,10 +83,37 @@ pub struct GlobalArgs {
     )]
     pub registry_username: Option<String>,
 
-    /// Read the registry password for --registry-username from standard input
+    /// Read the password for --registry-username from standard input
     /// (or set WHARF_REGISTRY_PASSWORD). Never put passwords in arguments.
     #[arg(long, global = true)]
     pub registry_password_stdin: bool,
+
+    /// For mirror: username for the source registry (SRC), with
+    /// --source-registry-password-stdin or WHARF_SOURCE_REGISTRY_PASSWORD.
+    #[arg(
+        long,
+        global = true,
+        env = "WHARF_SOURCE_REGISTRY_USERNAME",
+        value_name = "USER"
+    )]
+    pub source_registry_username: Option<String>,
+
+    /// Read the password for --source-registry-username from standard input (only one
+    /// password can come from there).
+    #[arg(long, global = true)]
+    pub source_registry_password_stdin: bool,
+
+    /// Credentials per registry host: a JSON file in the Docker config's format
+    /// ({"auths": {"HOST": {"username": ..., "password": ...}}}; `auth`, `identitytoken`,
+    /// `credHelpers` work too), consulted before the Docker config. For releases and mirrors
+    /// whose registries need different credentials.
+    #[arg(
+        long,
+        global = true,
+        env = "WHARF_REGISTRY_AUTH_FILE",
+        value_name = "FILE"
+    )]
+    pub registry_auth_file: Option<std::path::PathBuf>,
 
     /// Retries for a failed registry request (429, 5xx, connection errors), with backoff.
     #[arg(long, global = true, default_value_t = 5, value_name = "N")]
@@ -142,8 +173,32 @@ pub fn parse() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit(e.format(&mut command())))
 }
 
+/// The registries a command works on, which explicit credentials (flags, environment) are
+/// bound to.
+#[derive(Clone, Copy, Default)]
+pub struct CredentialTargets<'a> {
+    /// The registry the command writes to (or reads, for verify and the like): where
+    /// --registry-username goes. `None` for a layout.
+    pub target: Option<&'a Repository>,
+    /// mirror's source: where --source-registry-username goes.
+    pub source: Option<&'a Repository>,
+}
+
+impl<'a> CredentialTargets<'a> {
+    /// A command working on `image` alone.
+    pub fn image(image: &'a ImageRef) -> CredentialTargets<'a> {
+        CredentialTargets {
+            target: Some(&image.repository),
+            source: None,
+        }
+    }
+}
+
 impl GlobalArgs {
-    pub(crate) fn registry_options(&self) -> Result<RegistryOptions> {
+    pub(crate) fn registry_options(
+        &self,
+        targets: CredentialTargets<'_>,
+    ) -> Result<RegistryOptions> {
         let insecure = if self.allow_insecure_registry {
             InsecureRegistries::All
         } else if self.insecure_registries.is_empty() {
@@ -151,38 +206,46 @@ impl GlobalArgs {
         } else {
             InsecureRegistries::Hosts(self.insecure_registries.clone())
         };
-        let explicit = match &self.registry_username {
-            None => {
-                if self.registry_password_stdin {
-                    bail!("--registry-password-stdin needs --registry-username");
-                }
-                None
+        if self.registry_password_stdin && self.source_registry_password_stdin {
+            bail!(
+                "only one password can come from standard input: pass the other in \
+                 WHARF_REGISTRY_PASSWORD or WHARF_SOURCE_REGISTRY_PASSWORD"
+            );
+        }
+        let mut explicit = Vec::new();
+        let target = explicit_credentials(
+            "--registry-username",
+            "--registry-password-stdin",
+            self.registry_username.as_deref(),
+            self.registry_password_stdin,
+            "WHARF_REGISTRY_PASSWORD",
+            targets.target,
+        )?;
+        let source = explicit_credentials(
+            "--source-registry-username",
+            "--source-registry-password-stdin",
+            self.source_registry_username.as_deref(),
+            self.source_registry_password_stdin,
+            "WHARF_SOURCE_REGISTRY_PASSWORD",
+            targets.source,
+        )?;
+        if let (Some((a, ca)), Some((b, cb))) = (&target, &source) {
+            if same_registry(a, b)
+                && (ca.username != cb.username || ca.secret.expose() != cb.secret.expose())
+            {
+                bail!(
+                    "SRC and DST are both on {a}, which has one set of credentials in a run: \
+                     give them once (--registry-username)"
+                );
             }
-            Some(username) => {
-                let password = if self.registry_password_stdin {
-                    let mut s = String::new();
-                    std::io::stdin()
-                        .read_to_string(&mut s)
-                        .context("cannot read the registry password from standard input")?;
-                    s.trim_end_matches(['\r', '\n']).to_string()
-                } else {
-                    std::env::var("WHARF_REGISTRY_PASSWORD").map_err(|_| {
-                        anyhow::anyhow!(
-                            "--registry-username needs a password: pass --registry-password-stdin \
-                             or set WHARF_REGISTRY_PASSWORD"
-                        )
-                    })?
-                };
-                Some(Credentials {
-                    username: username.clone(),
-                    secret: Secret::new(password),
-                })
-            }
-        };
+        }
+        explicit.extend(target);
+        explicit.extend(source);
         Ok(RegistryOptions {
             insecure,
             credentials: CredentialSource {
                 explicit,
+                auth_file: self.registry_auth_file.clone(),
                 docker_config: None,
             },
             retries: self.retries,
@@ -190,8 +253,9 @@ impl GlobalArgs {
         })
     }
 
-    pub fn stores(&self) -> Result<Stores> {
-        Stores::new(self.registry_options()?)
+    /// Stores for a command working on the registries in `targets`.
+    pub fn stores(&self, targets: CredentialTargets<'_>) -> Result<Stores> {
+        Stores::new(self.registry_options(targets)?)
     }
 
     pub fn progress(&self) -> Progress {
@@ -243,10 +307,55 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Reports a failure as one line (plus a GitHub Actions annotation when running there).
+/// Errors carry text peers wrote (a registry's message, a URL it handed out): whatever got
+/// past the places that escape it, no control character reaches the log here, so nothing in
+/// an error can start a line of its own (in GitHub Actions, a workflow command).
 pub fn report_error(err: &anyhow::Error) {
-    let message = format!("{err:#}");
+    let message = crate::text::one_line(&format!("{err:#}"));
     eprintln!("wharf: error: {message}");
     github::error_annotation(&message);
+}
+
+/// The credentials a `--registry-username`-like flag gives, bound to the host of
+/// `repository`, the password from standard input or `password_env`. None where the command
+/// has no such registry (a layout, or no source): they are for that registry alone, and the
+/// environment may hold them for other steps of a job.
+fn explicit_credentials(
+    flag: &str,
+    stdin_flag: &str,
+    username: Option<&str>,
+    password_stdin: bool,
+    password_env: &str,
+    repository: Option<&Repository>,
+) -> Result<Option<(String, Credentials)>> {
+    let Some(username) = username else {
+        if password_stdin {
+            bail!("{stdin_flag} needs {flag}");
+        }
+        return Ok(None);
+    };
+    let Some(Repository::Registry { registry, .. }) = repository else {
+        return Ok(None);
+    };
+    let host = registry.clone();
+    let password = if password_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the registry password from standard input")?;
+        s.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        std::env::var(password_env).map_err(|_| {
+            anyhow::anyhow!("{flag} needs a password: pass {stdin_flag} or set {password_env}")
+        })?
+    };
+    Ok(Some((
+        host,
+        Credentials {
+            username: username.to_string(),
+            secret: Secret::new(password),
+        },
+    )))
 }
 
 /// Default concurrency for transfers: enough to hide round trips, few enough to be polite.

@@ -3,7 +3,7 @@
 use super::GlobalArgs;
 use crate::cosign::{attestation, provenance};
 use crate::oci::{Digest, ImageRef};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,8 +60,7 @@ pub fn run(args: &ProvenanceArgs, _global: &GlobalArgs) -> Result<ExitCode> {
         }))?
     };
     match &args.output_file {
-        Some(path) => std::fs::write(path, &bytes)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => crate::files::write_output(path, &bytes)?,
         None => println!("{}", String::from_utf8_lossy(&bytes)),
     }
     Ok(ExitCode::SUCCESS)

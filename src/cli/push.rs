@@ -1,4 +1,4 @@
-use super::{default_jobs, github, GlobalArgs};
+use super::{default_jobs, github, CredentialTargets, GlobalArgs};
 use crate::oci::ImageRef;
 use crate::ops::push::{layout_source, push, PushRequest};
 use anyhow::Result;
@@ -54,7 +54,7 @@ pub async fn run(args: &PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
         tags: args.tags.clone(),
         jobs: args.jobs,
     };
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&request.dest))?;
     let report = push(&stores, &request, &global.progress()).await?;
 
     let mut outputs = vec![

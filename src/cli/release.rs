@@ -2,7 +2,7 @@
 
 use super::key::{load_private_key, load_public_key, PasswordArgs};
 use super::trust::TufArgs;
-use super::{default_jobs, github, GlobalArgs, OutputFormat};
+use super::{default_jobs, github, CredentialTargets, GlobalArgs, OutputFormat};
 use crate::cosign::provenance;
 use crate::ops::release::{plan, release, ReleaseInputs, ReleaseReport};
 use crate::ops::release_config::{ReleaseConfig, EXAMPLE};
@@ -158,7 +158,10 @@ pub async fn run(args: &ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let mut options = global.registry_options()?;
+    // --registry-username is for the registry the release publishes to; mirrors get theirs
+    // from --registry-auth-file or the Docker config.
+    let primary = crate::oci::ImageRef::parse(&config.repository)?;
+    let mut options = global.registry_options(CredentialTargets::image(&primary))?;
     if !config.insecure_registries.is_empty() {
         options.insecure = match options.insecure {
             InsecureRegistries::All => InsecureRegistries::All,

@@ -1,12 +1,13 @@
 //! `wharf sbom generate` and `wharf tree`.
 
-use super::GlobalArgs;
+use super::{CredentialTargets, GlobalArgs};
 use crate::oci::{ImageRef, Platform};
 use crate::ops::attest::platform_manifest;
 use crate::ops::tree::{tree, tree_all, TreeReport};
 use crate::sbom::{generate, SbomRequest};
 use crate::store::{resolve_reference, ManifestRef};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::text::one_line;
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -52,7 +53,7 @@ pub async fn run(args: &SbomArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let SbomCommand::Generate(args) = &args.command;
     let image = ImageRef::parse(&args.image)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let root = resolve_reference(store.as_ref(), &image).await?;
     let (digest, platform) = if crate::oci::media::is_index(&root.media_type) {
@@ -74,8 +75,7 @@ pub async fn run(args: &SbomArgs, global: &GlobalArgs) -> Result<ExitCode> {
     };
     let sbom = generate(store.as_ref(), &manifest, &request).await?;
     match &args.output_file {
-        Some(path) => std::fs::write(path, &sbom)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => crate::files::write_output(path, &sbom)?,
         None => println!("{}", String::from_utf8_lossy(&sbom)),
     }
     Ok(ExitCode::SUCCESS)
@@ -96,7 +96,7 @@ pub struct TreeArgs {
 
 pub async fn run_tree(args: &TreeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     if image.tag.is_none() && image.digest.is_none() {
         if let Some(images) = store.images().await? {
@@ -118,10 +118,11 @@ pub async fn run_tree(args: &TreeArgs, global: &GlobalArgs) -> Result<ExitCode> 
 
 fn tree_text(report: &TreeReport) -> String {
     let mut s = String::new();
+    // Tags, platforms and artifact types are what the store holds: a peer's text.
     let tags = if report.tags.is_empty() {
         String::new()
     } else {
-        format!(" ({})", report.tags.join(", "))
+        format!(" ({})", one_line(&report.tags.join(", ")))
     };
     let _ = writeln!(s, "{}@{}{tags}", report.repository, report.digest);
     for m in &report.manifests {
@@ -131,11 +132,17 @@ fn tree_text(report: &TreeReport) -> String {
             m.digest,
             m.platform
                 .as_deref()
-                .map(|p| format!(" ({p})"))
+                .map(|p| format!(" ({})", one_line(p)))
                 .unwrap_or_default()
         );
         for a in &m.attachments {
-            let _ = writeln!(s, "    ├── {:<11} {} {}", a.kind, a.reference, a.detail);
+            let _ = writeln!(
+                s,
+                "    ├── {:<11} {} {}",
+                a.kind,
+                one_line(&a.reference),
+                one_line(&a.detail)
+            );
         }
     }
     s

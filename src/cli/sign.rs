@@ -3,7 +3,7 @@
 
 use super::key::{load_private_key, load_public_key, PasswordArgs};
 use super::trust::TufArgs;
-use super::{default_signing_jobs, github, GlobalArgs};
+use super::{default_signing_jobs, github, CredentialTargets, GlobalArgs};
 use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
@@ -114,7 +114,10 @@ impl SignerArgs {
                 let signer =
                     KeylessSigner::obtain(client, &self.fulcio_url, &tokens, &trust).await?;
                 if !quiet {
-                    eprintln!("wharf: signing keylessly as {}", signer.identity());
+                    eprintln!(
+                        "wharf: signing keylessly as {}",
+                        crate::text::one_line(&signer.identity())
+                    );
                 }
                 Box::new(signer)
             }
@@ -476,7 +479,7 @@ fn platform_suffix(p: &Option<String>) -> String {
 pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
     let annotations = parse_annotations(&args.annotations)?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     // The signer (a key to decrypt, or a certificate to obtain) is made while the registry is
     // read and the payloads are uploaded: neither waits for the other.
     let prepare = async {
@@ -543,7 +546,7 @@ async fn verify_request(
 pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
     let policy = args.policy.policy()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
@@ -587,7 +590,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
     attestation::check_predicate(&predicate_type, &predicate)
         .with_context(|| format!("predicate {}", args.predicate.display()))?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
     let (signer, tlog) = args.signer.signer(global.quiet).await?;
@@ -628,7 +631,7 @@ pub async fn run_verify_attestation(
         .as_deref()
         .map(attestation::predicate_type)
         .transpose()?;
-    let stores = global.stores()?;
+    let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
@@ -640,8 +643,7 @@ pub async fn run_verify_attestation(
             .first()
             .and_then(|v| v.predicates.first())
             .ok_or_else(|| anyhow!("no verified predicate to write"))?;
-        std::fs::write(path, predicate)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::files::write_output(path, predicate.as_bytes())?;
     }
     match global.output {
         super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),

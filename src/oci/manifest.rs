@@ -88,11 +88,14 @@ impl Platform {
     }
 }
 
+/// `os/arch[/variant]`. The parts are whatever a manifest said: shown escaped, so a peer's
+/// platform cannot start a line of its own wherever it is printed.
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
+        use crate::text::one_line;
+        write!(f, "{}/{}", one_line(&self.os), one_line(&self.architecture))?;
         if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
+            write!(f, "/{}", one_line(v))?;
         }
         Ok(())
     }
@@ -294,6 +297,18 @@ mod tests {
         );
         assert!(sniff_media_type(b"[]").is_err());
         assert!(sniff_media_type(br#"{"mediaType":"text/plain"}"#).is_err());
+    }
+
+    #[test]
+    fn a_platform_from_a_manifest_is_shown_on_one_line() {
+        let p: Platform =
+            serde_json::from_str(r#"{"os":"linux\n::add-mask::x","architecture":"amd64"}"#)
+                .unwrap();
+        assert_eq!(p.to_string(), "linux\\n::add-mask::x/amd64");
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().to_string(),
+            "linux/arm/v7"
+        );
     }
 
     #[test]

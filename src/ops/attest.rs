@@ -1,7 +1,9 @@
 //! `wharf attest` and `wharf verify-attestation`: in-toto statements in DSSE envelopes on the
 //! `sha256-<hex>.att` tag, as cosign writes and reads them.
 
-use super::attach::{read_tag_layers, upload_layer, write_layer, Attached, TagLayers};
+use super::attach::{
+    read_tag_layers, upload_layer, write_layer, Attached, Attacher, Matcher, TagLayers,
+};
 use super::bundles::{find_bundles, sign_as_bundle, BundleFormat};
 use super::graph::read_graph;
 use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
@@ -17,6 +19,7 @@ use crate::oci::{Descriptor, Digest, Manifest, Platform};
 use crate::sign::{verify_signature, Signer};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
+use crate::store::attach::nothing;
 use crate::store::{read_small_blob, ManifestRef, Store};
 use crate::verify::{
     verify_attestation_layer, verify_manifest_bundle, Context as VerifyContext, Rejection,
@@ -26,6 +29,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
+use std::sync::Arc;
 
 pub struct AttestRequest {
     pub digest: Digest,
@@ -88,13 +92,29 @@ pub async fn attest(
     tlog: Option<&Tlog>,
     request: &AttestRequest,
 ) -> Result<AttestReport> {
+    let attacher = Attacher::new(store);
+    let report = attest_attached(&attacher, signer, tlog, request).await?;
+    // After the last write: did it survive concurrent writers?
+    attacher.finish().await?;
+    Ok(report)
+}
+
+/// [`attest`] for a caller attaching more in the same run, which checks at its end that all
+/// of it survived concurrent writers ([`Attacher::finish`]).
+pub async fn attest_attached(
+    attacher: &Attacher<'_>,
+    signer: &dyn Signer,
+    tlog: Option<&Tlog>,
+    request: &AttestRequest,
+) -> Result<AttestReport> {
+    let store = attacher.store();
     attestation::check_predicate(&request.predicate_type, &request.predicate)?;
     let (digest, platform) =
         platform_manifest(store, &request.digest, request.platform.as_ref()).await?;
     let mut added_bundle = false;
     if request.format.bundle() {
         added_bundle = sign_as_bundle(
-            store,
+            attacher,
             signer,
             tlog,
             &digest,
@@ -154,14 +174,16 @@ pub async fn attest(
         );
     }
     let layer = attestation::attestation_layer(&envelope, &request.predicate_type, annotations);
-    let replaces = |d: &Descriptor| {
-        request.replace
-            && d.annotation(PREDICATE_TYPE_ANNOTATION) == Some(request.predicate_type.as_str())
+    let replaces: Matcher = {
+        let (replace, predicate_type) = (request.replace, request.predicate_type.clone());
+        Arc::new(move |d: &Descriptor| {
+            replace && d.annotation(PREDICATE_TYPE_ANNOTATION) == Some(predicate_type.as_str())
+        })
     };
     let envelope = Bytes::from(envelope);
     let outcome = async {
         upload_layer(store, &layer, envelope.clone()).await?;
-        write_layer(store, &tag, &layer, envelope, &|_| false, &replaces).await
+        write_layer(attacher, &tag, &layer, envelope, nothing(), replaces).await
     }
     .await
     .with_context(|| format!("attesting {digest}"))?;

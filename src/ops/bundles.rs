@@ -5,11 +5,14 @@ use super::referrers;
 use super::verify::MAX_CANDIDATES;
 use crate::cosign::attestation::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::oci::manifest::{Annotations, ImageManifest};
-use crate::oci::{media, Descriptor, Digest, Manifest, RawManifest};
+use crate::oci::{media, Descriptor, Digest, Manifest};
 use crate::sigstore::bundle::{SigstoreBundle, BUNDLE_MEDIA_TYPE};
 use crate::sigstore::cert::SigningCert;
-use crate::store::{no_progress, read_small_blob, BytesBlob, ManifestRef, Store};
+use crate::store::attach::Attacher;
+pub use crate::store::attach::ReferrerWritten;
+use crate::store::{read_small_blob, ManifestRef, Store};
 use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
 
 pub const CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
 pub const PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
@@ -40,19 +43,11 @@ impl BundleFormat {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReferrerWritten {
-    pub digest: String,
-    /// The registry refused a manifest with `subject`; it was written without one and found
-    /// through the fallback tag index only (as GitHub's attest does).
-    pub subject_dropped: bool,
-    /// The `sha256-<hex>` fallback index was updated (the registry has no referrers API).
-    pub fallback_index: bool,
-}
-
-/// Pushes `bundle` as a referrer of `subject`.
+/// Pushes `bundle` as a referrer of `subject` (through the store's referrers API, its
+/// fallback index, or without a subject where the store refuses one; see
+/// [`Attacher::put_referrer`]).
 pub async fn push_bundle(
-    store: &dyn Store,
+    attacher: &Attacher<'_>,
     subject: &Descriptor,
     bundle: &SigstoreBundle,
     predicate_type: &str,
@@ -64,13 +59,6 @@ pub async fn push_bundle(
         Digest::of(EMPTY_CONFIG),
         EMPTY_CONFIG.len() as u64,
     );
-    for (desc, blob) in [(&config, EMPTY_CONFIG.to_vec()), (&layer, bytes)] {
-        if !store.blob_exists(desc).await? {
-            store
-                .put_blob(desc, &BytesBlob(blob.into()), no_progress())
-                .await?;
-        }
-    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -89,44 +77,20 @@ pub async fn push_bundle(
     let mut subject_desc =
         Descriptor::new(&subject.media_type, subject.digest.clone(), subject.size);
     subject_desc.platform = None;
-    let mut manifest = ImageManifest {
+    let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
         artifact_type: Some(BUNDLE_MEDIA_TYPE.into()),
-        config,
-        layers: vec![layer],
+        config: config.clone(),
+        layers: vec![layer.clone()],
         subject: Some(subject_desc),
-        annotations: Some(annotations.clone()),
+        annotations: Some(annotations),
     };
-    let mut raw = RawManifest::from_manifest(&manifest, media::OCI_MANIFEST);
-    let mut subject_dropped = false;
-    if let Err(refused) = store.put_manifest(&raw, None).await {
-        // Some registries refuse referrer shapes (ECR: a subject that is an index). Keep the
-        // bundle findable through the fallback index, without the fields they refuse.
-        manifest.subject = None;
-        manifest.artifact_type = None;
-        raw = RawManifest::from_manifest(&manifest, media::OCI_MANIFEST);
-        store
-            .put_manifest(&raw, None)
-            .await
-            .with_context(|| format!("the registry refused the bundle referrer ({refused:#}), and also without a subject"))?;
-        subject_dropped = true;
-    }
-    let mut entry = raw.descriptor();
-    entry.artifact_type = Some(BUNDLE_MEDIA_TYPE.into());
-    entry.annotations = Some(annotations);
-    let api = !subject_dropped && store.referrers(&subject.digest).await?.is_some();
-    let fallback_index = if api {
-        false
-    } else {
-        referrers::merge_into_fallback_index(store, &subject.digest, &[entry], None).await?;
-        true
-    };
-    Ok(ReferrerWritten {
-        digest: raw.digest.to_string(),
-        subject_dropped,
-        fallback_index,
-    })
+    let blobs = [
+        (config, Bytes::from_static(EMPTY_CONFIG)),
+        (layer, Bytes::from(bytes)),
+    ];
+    attacher.put_referrer(manifest, &blobs).await
 }
 
 /// Whether a referrer descriptor may be a Sigstore bundle. cosign 2.5 lists its bundles in
@@ -192,13 +156,14 @@ pub async fn find_bundles(store: &dyn Store, digest: &Digest) -> Result<FoundBun
 /// Signs an in-toto statement about `digest` and pushes it as a Sigstore bundle referrer.
 /// A statement this key already signed (a rerun) is not signed or logged again.
 pub async fn sign_as_bundle(
-    store: &dyn Store,
+    attacher: &Attacher<'_>,
     signer: &dyn crate::sign::Signer,
     tlog: Option<&super::sign::Tlog>,
     digest: &Digest,
     predicate_type: &str,
     predicate: &[u8],
 ) -> Result<bool> {
+    let store = attacher.store();
     let subject = store
         .resolve(ManifestRef::Digest(digest))
         .await?
@@ -250,6 +215,6 @@ pub async fn sign_as_bundle(
         Some(crate::sign::keys::fingerprint(&public_key)),
         log.as_ref(),
     )?;
-    push_bundle(store, &subject, &bundle, predicate_type).await?;
+    push_bundle(attacher, &subject, &bundle, predicate_type).await?;
     Ok(true)
 }

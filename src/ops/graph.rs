@@ -3,9 +3,70 @@
 
 use crate::oci::{media, Descriptor, Digest, Manifest, Platform, RawManifest};
 use crate::store::{ManifestRef, Store};
-use anyhow::{anyhow, Result};
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use anyhow::{anyhow, bail, Result};
+use futures_util::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashSet};
+
+/// The most manifests a graph may have, how deep indexes may nest, and how many bytes of
+/// manifests are held at once: a registry answering an index of thousands of indexes must
+/// not make a reader fetch and hold without end. Real images have tens of manifests, two
+/// levels deep, a few KiB each.
+pub const MAX_MANIFESTS: usize = 10_000;
+pub const MAX_DEPTH: usize = 16;
+pub const MAX_GRAPH_BYTES: u64 = 64 << 20;
+
+/// Keeps a graph being read within [`MAX_MANIFESTS`], [`MAX_DEPTH`] and [`MAX_GRAPH_BYTES`].
+struct GraphBudget<'a> {
+    root: &'a Digest,
+    repo: String,
+    manifests: usize,
+    bytes: u64,
+}
+
+impl<'a> GraphBudget<'a> {
+    fn new(store: &dyn Store, root: &'a Digest) -> GraphBudget<'a> {
+        GraphBudget {
+            root,
+            repo: store.repository().to_string(),
+            manifests: 1,
+            bytes: 0,
+        }
+    }
+
+    /// `count` more manifests, `depth` levels down, are about to be read.
+    fn admit(&mut self, count: usize, depth: usize) -> Result<()> {
+        self.manifests += count;
+        if self.manifests > MAX_MANIFESTS {
+            bail!(
+                "the manifests under {} in {} number more than {MAX_MANIFESTS}: wharf stops there",
+                self.root,
+                self.repo
+            );
+        }
+        if count > 0 && depth > MAX_DEPTH {
+            bail!(
+                "the indexes under {} in {} nest more than {MAX_DEPTH} levels deep: wharf stops there",
+                self.root,
+                self.repo
+            );
+        }
+        Ok(())
+    }
+
+    /// `manifest` was read.
+    fn hold(&mut self, manifest: &RawManifest) -> Result<()> {
+        self.bytes += manifest.bytes.len() as u64;
+        if self.bytes > MAX_GRAPH_BYTES {
+            bail!(
+                "the manifests under {} in {} are larger than {} together: wharf stops there",
+                self.root,
+                self.repo,
+                crate::files::size_text(MAX_GRAPH_BYTES)
+            );
+        }
+        Ok(())
+    }
+}
 
 /// One manifest of the graph.
 #[derive(Debug, Clone)]
@@ -76,29 +137,37 @@ pub async fn manifest_digests(
     jobs: usize,
 ) -> Result<Vec<(Digest, Option<Platform>)>> {
     let repo = store.repository();
+    let mut budget = GraphBudget::new(store, &root.digest);
     let mut out = vec![(root.digest.clone(), None)];
     let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
     let mut to_read = Vec::new();
     if !media::is_image_manifest(&root.media_type) {
         to_read.push(root.clone());
     }
+    let mut depth = 0;
     while !to_read.is_empty() {
-        let read: Vec<Manifest> = stream::iter(std::mem::take(&mut to_read))
+        budget.admit(0, depth)?;
+        depth += 1;
+        let mut reads = stream::iter(std::mem::take(&mut to_read))
             .map(|desc| async move {
-                let raw = store
+                store
                     .get_manifest(ManifestRef::Digest(&desc.digest))
                     .await?
-                    .ok_or_else(|| anyhow!("manifest {} is missing from {repo}", desc.digest))?;
-                raw.parse()
+                    .ok_or_else(|| anyhow!("manifest {} is missing from {repo}", desc.digest))
             })
-            .buffered(jobs.max(1))
-            .try_collect()
-            .await?;
+            .buffered(jobs.max(1));
+        let mut read = Vec::new();
+        while let Some(raw) = reads.next().await {
+            let raw = raw?;
+            budget.hold(&raw)?;
+            read.push(raw.parse()?);
+        }
         for manifest in &read {
             for child in manifest.child_manifests() {
                 if !seen.insert(child.digest.clone()) {
                     continue;
                 }
+                budget.admit(1, depth)?;
                 out.push((child.digest.clone(), child.platform.clone()));
                 if !media::is_image_manifest(&child.media_type) {
                     to_read.push(child.clone());
@@ -146,6 +215,9 @@ async fn fetch_node(store: &dyn Store, desc: Descriptor, depth: usize) -> Result
 }
 
 async fn read_graph_under(store: &dyn Store, root: Node, jobs: usize) -> Result<Graph> {
+    let root_digest = root.digest().clone();
+    let mut budget = GraphBudget::new(store, &root_digest);
+    budget.hold(&root.manifest)?;
     let mut seen: HashSet<Digest> = HashSet::from([root.digest().clone()]);
     let mut nodes = vec![root];
     let mut frontier = 0;
@@ -159,12 +231,15 @@ async fn read_graph_under(store: &dyn Store, root: Node, jobs: usize) -> Result<
                 }
             }
         }
-        let fetched: Vec<Node> = stream::iter(children)
+        budget.admit(children.len(), children.first().map_or(0, |(_, d)| *d))?;
+        let mut fetched = stream::iter(children)
             .map(|(desc, depth)| fetch_node(store, desc, depth))
-            .buffered(jobs.max(1))
-            .try_collect()
-            .await?;
-        nodes.extend(fetched);
+            .buffered(jobs.max(1));
+        while let Some(node) = fetched.next().await {
+            let node = node?;
+            budget.hold(&node.manifest)?;
+            nodes.push(node);
+        }
         frontier = level_end;
     }
     Ok(Graph { nodes })

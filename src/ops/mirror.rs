@@ -8,8 +8,8 @@
 use super::copy::{check_blobs_present, copy_graph, copy_graph_for_tag, put_tag, CopyStats};
 use super::graph::{read_graph, read_graph_from, Graph};
 use super::referrers;
-use crate::cosign::sigmanifest;
 use crate::oci::{Descriptor, Digest, ImageRef, Manifest, RawManifest};
+use crate::store::attach::{Attached, Attacher, TagChange};
 use crate::store::{resolve_reference, ManifestRef, Store, Stores};
 use crate::ui::Progress;
 use anyhow::{bail, Context, Result};
@@ -216,26 +216,28 @@ impl Mirror<'_> {
     }
 
     /// Writes the tags and indexes that name attachments, once the image itself is complete:
-    /// a failed mirror leaves no tag of any kind behind.
+    /// a failed mirror leaves no tag of any kind behind. Checks at the end that concurrent
+    /// writers at the destination did not drop any of it.
     async fn write_pending(&self) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending.lock().expect("pending"));
+        let attacher = Attacher::new(self.dst);
         // Each names its own tag: they are written side by side.
         stream::iter(pending)
-            .map(|write| self.write_one(write))
+            .map(|write| self.write_one(&attacher, write))
             .buffer_unordered(self.jobs)
             .try_collect::<Vec<()>>()
             .await?;
-        Ok(())
+        attacher.finish().await
     }
 
-    async fn write_one(&self, write: Pending) -> Result<()> {
+    async fn write_one(&self, attacher: &Attacher<'_>, write: Pending) -> Result<()> {
         match write {
             Pending::TagArtifact {
                 tag,
                 manifest,
                 kind,
             } => {
-                let merged = self.write_tag_artifact(&tag, &manifest).await?;
+                let merged = self.write_tag_artifact(attacher, &tag, manifest).await?;
                 self.count(|c| {
                     match kind {
                         "sig" => c.signatures += 1,
@@ -257,13 +259,10 @@ impl Mirror<'_> {
             } => {
                 if (self.dst.repository().is_layout()
                     || self.dst.referrers(&subject).await?.is_none())
-                    && referrers::merge_into_fallback_index(
-                        self.dst,
-                        &subject,
-                        &referrers,
-                        exact.as_ref(),
-                    )
-                    .await?
+                    && attacher
+                        .apply(TagChange::index_entries(&subject, referrers, exact))
+                        .await?
+                        == Attached::Added
                 {
                     self.count(|c| c.referrer_indexes_written += 1);
                 }
@@ -275,60 +274,19 @@ impl Mirror<'_> {
     /// Writes a `.sig`/`.att`/`.sbom` manifest at its tag: the source's exact bytes, unless the
     /// destination's copy holds layers the source lacks (signatures added at the mirror), which
     /// are kept by merging. Returns whether it merged.
-    async fn write_tag_artifact(&self, tag: &str, source: &RawManifest) -> Result<bool> {
-        let source_layers = match source.parse()? {
-            Manifest::Image(m) => m.layers,
-            Manifest::Index(_) => {
-                self.dst.put_manifest(source, Some(tag)).await?;
-                return Ok(false);
-            }
-        };
-        // Not listed when the mirror started: no need to read it before the first write.
-        let mut known_absent = !may_have(&self.dest_tags, tag);
-        for _ in 0..10 {
-            let current = if std::mem::take(&mut known_absent) {
-                None
-            } else {
-                self.dst.get_manifest(ManifestRef::Tag(tag)).await?
-            };
-            let extra: Vec<Descriptor> = match current.as_ref().map(|c| c.parse()).transpose()? {
-                Some(Manifest::Image(m)) => m
-                    .layers
-                    .into_iter()
-                    .filter(|l| {
-                        !source_layers
-                            .iter()
-                            .any(|s| s.digest == l.digest && s.annotations == l.annotations)
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let (manifest, merged) = if extra.is_empty() {
-                (source.clone(), false)
-            } else {
-                let layers: Vec<Descriptor> = source_layers.iter().cloned().chain(extra).collect();
-                let artifact = sigmanifest::build(&layers);
-                self.dst
-                    .put_blob(
-                        &artifact.config_descriptor,
-                        &crate::store::BytesBlob(artifact.config.clone()),
-                        crate::store::no_progress(),
-                    )
-                    .await?;
-                (artifact.manifest, true)
-            };
-            if self
-                .dst
-                .put_manifest_if(&manifest, tag, current.as_ref().map(|c| &c.digest))
-                .await?
-            {
-                return Ok(merged);
-            }
+    async fn write_tag_artifact(
+        &self,
+        attacher: &Attacher<'_>,
+        tag: &str,
+        source: RawManifest,
+    ) -> Result<bool> {
+        if let Manifest::Index(_) = source.parse()? {
+            self.dst.put_manifest(&source, Some(tag)).await?;
+            return Ok(false);
         }
-        bail!(
-            "{tag} in {} kept changing while it was being mirrored",
-            self.dst.repository()
-        )
+        let (change, merged) = TagChange::mirrored_layers(tag, source)?;
+        let written = attacher.apply(change).await? == Attached::Added;
+        Ok(written && merged.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 

@@ -5,7 +5,7 @@
 //! Every step first checks whether its result is already there and verifies (a rerun after a
 //! failure), so rerunning finishes the job without duplicating signatures or attestations.
 
-use super::attest::{attest, verify_attestations, AttestRequest};
+use super::attest::{attest_attached, verify_attestations, AttestRequest};
 use super::bundles::BundleFormat;
 use super::copy::put_tag;
 use super::graph::read_graph;
@@ -20,6 +20,7 @@ use crate::oci::{Digest, ImageRef, Manifest, Platform};
 use crate::sbom::{generate, SbomRequest};
 use crate::sign::Signer;
 use crate::sigstore::trust::TrustRoot;
+use crate::store::attach::Attacher;
 use crate::store::{resolve_reference, ManifestRef, Store, Stores};
 use crate::ui::Progress;
 use anyhow::{anyhow, bail, Context, Result};
@@ -205,6 +206,8 @@ pub async fn release(
     }
 
     step("attest");
+    // One check at the end that every attestation survived concurrent writers.
+    let attacher = Attacher::new(store.as_ref());
     let mut attested = Vec::new();
     for (platform, manifest_digest) in &platforms {
         let predicate = match config.attestations.sbom {
@@ -225,7 +228,7 @@ pub async fn release(
             SbomSource::Generate => Vec::new(),
         };
         let done = attest_once(
-            store.as_ref(),
+            &attacher,
             inputs,
             &verify_request(false),
             &digest,
@@ -260,7 +263,7 @@ pub async fn release(
     if let Some(provenance) = &inputs.provenance {
         let p = provenance.clone();
         let done = attest_once(
-            store.as_ref(),
+            &attacher,
             inputs,
             &verify_request(false),
             &digest,
@@ -272,6 +275,7 @@ pub async fn release(
         .await?;
         attested.push(done);
     }
+    attacher.finish().await.context("attest")?;
     if !attested.is_empty() {
         let status = if attested.iter().all(|d| !d) {
             "already done"
@@ -431,7 +435,7 @@ async fn image_platforms(
 /// wrote one.
 #[allow(clippy::too_many_arguments)]
 async fn attest_once<F, Fut>(
-    store: &dyn Store,
+    attacher: &Attacher<'_>,
     inputs: &ReleaseInputs<'_>,
     verify_request: &VerifyRequest,
     index: &Digest,
@@ -444,6 +448,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Vec<u8>>>,
 {
+    let store = attacher.store();
     let mut missing = Vec::new();
     for scheme in schemes(inputs.config.signing.bundle_format) {
         let check = VerifyRequest {
@@ -462,8 +467,8 @@ where
     }
     let predicate = predicate().await?;
     attestation::check_predicate(predicate_type, &predicate)?;
-    attest(
-        store,
+    attest_attached(
+        attacher,
         inputs.signer,
         inputs.tlog,
         &AttestRequest {

@@ -2,7 +2,8 @@
 //! under its index.
 
 use super::attach::{
-    ensure_shared_config, read_tag_layers, upload_layer, write_layer, Attached, TagLayers,
+    ensure_shared_config, read_tag_layers, upload_layer, write_layer, Attached, Attacher, Matcher,
+    TagLayers,
 };
 use super::bundles::{sign_as_bundle, BundleFormat};
 use super::graph::manifest_digests;
@@ -13,6 +14,7 @@ use crate::oci::{Descriptor, Digest, Platform};
 use crate::sign::{verify_signature, Signer};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
+use crate::store::attach::nothing;
 use crate::store::{ManifestRef, Store};
 use crate::ui::Progress;
 use anyhow::{anyhow, Context, Result};
@@ -22,6 +24,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Where signatures are logged (Rekor), when they are.
 pub struct Tlog {
@@ -156,14 +159,15 @@ pub async fn sign_staged(
     progress: &Progress,
 ) -> Result<SignReport> {
     let bar = progress.items("signing", staged.len() as u64);
+    let attacher = Attacher::new(store);
     let signed: Vec<SignedManifest> = stream::iter(staged)
         .map(|target| {
-            let bar = &bar;
+            let (bar, attacher) = (&bar, &attacher);
             async move {
                 let digest = &target.digest;
                 let mut added = false;
                 if request.format.legacy() {
-                    let outcome = sign_manifest(store, signer, tlog, &target)
+                    let outcome = sign_manifest(attacher, signer, tlog, &target)
                         .await
                         .with_context(|| format!("signing {digest}"))?;
                     added |= outcome == Attached::Added;
@@ -173,7 +177,7 @@ pub async fn sign_staged(
                         &serde_json::json!({ "annotations": request.annotations }),
                     )?;
                     added |= sign_as_bundle(
-                        store,
+                        attacher,
                         signer,
                         tlog,
                         digest,
@@ -195,6 +199,7 @@ pub async fn sign_staged(
         .buffered(request.jobs.max(1))
         .try_collect()
         .await?;
+    attacher.finish().await?;
     bar.finish_and_clear();
     Ok(SignReport {
         repository: store.repository().to_string(),
@@ -204,31 +209,35 @@ pub async fn sign_staged(
 
 /// Signs one staged manifest: signature, optional Rekor entry, appended to its `.sig`.
 async fn sign_manifest(
-    store: &dyn Store,
+    attacher: &Attacher<'_>,
     signer: &dyn Signer,
     tlog: Option<&Tlog>,
     target: &Staged,
 ) -> Result<Attached> {
+    let store = attacher.store();
     let payload = &target.payload;
     let tag = sigmanifest::signature_tag(&target.digest);
-    let public_key = signer.public_key();
     // The same payload already signed by this key (a rerun, or cosign with the same key) is as
     // good as a new signature: one signature per manifest per key. Checked before signing so a
     // rerun does not log a new Rekor entry either. Keyless certificates differ every run.
-    let payload_digest = Digest::of(payload);
-    let same_key_same_payload = |d: &Descriptor| {
-        signer.certificate_pem().is_none()
-            && d.digest == payload_digest
-            && d.annotation(SIGNATURE_ANNOTATION)
-                .and_then(|s| B64.decode(s).ok())
-                .is_some_and(|sig| verify_signature(&public_key, payload, &sig).is_ok())
+    let same_key_same_payload: Matcher = {
+        let (public_key, payload) = (signer.public_key(), payload.clone());
+        let payload_digest = Digest::of(&payload);
+        let keyed = signer.certificate_pem().is_none();
+        Arc::new(move |d: &Descriptor| {
+            keyed
+                && d.digest == payload_digest
+                && d.annotation(SIGNATURE_ANNOTATION)
+                    .and_then(|s| B64.decode(s).ok())
+                    .is_some_and(|sig| verify_signature(&public_key, &payload, &sig).is_ok())
+        })
     };
     // Without a log to write to, write_layer's own check is enough (one request fewer).
     if tlog.is_some()
         && existing_layers(store, &tag)
             .await?
             .iter()
-            .any(same_key_same_payload)
+            .any(|d| same_key_same_payload(d))
     {
         return Ok(Attached::AlreadyPresent);
     }
@@ -245,12 +254,12 @@ async fn sign_manifest(
     }
     let layer = sigmanifest::signature_layer(payload, layer_annotations);
     write_layer(
-        store,
+        attacher,
         &tag,
         &layer,
         payload.clone(),
-        &same_key_same_payload,
-        &|_| false,
+        same_key_same_payload,
+        nothing(),
     )
     .await
 }

@@ -148,6 +148,55 @@ fn decrypt_cosign(body: &[u8], password: &[u8]) -> Result<SecretKey> {
     secret_from_pkcs8(&der)
 }
 
+/// The most PBKDF2 iterations wharf computes to decrypt a PKCS#8 key: ten times OWASP's
+/// recommendation for PBKDF2-HMAC-SHA256, a few seconds; OpenSSL writes 2048.
+const PBKDF2_MAX_ITERATIONS: u32 = 10_000_000;
+
+/// The most memory scrypt may take to decrypt a PKCS#8 key (128·r·N bytes): as much as the
+/// largest cosign key wharf reads (N = 2^17, r = 8).
+const SCRYPT_MAX_MEMORY: u64 = 128 << 20;
+
+/// The most scrypt work (N·r·p) for a PKCS#8 key: sixteen times that largest cosign key.
+const SCRYPT_MAX_WORK: u64 = 1 << 24;
+
+/// Refuses PBES2 parameters that would make decryption take minutes or gigabytes (a key file
+/// is input like any other): bounded like the cosign format's scrypt parameters.
+fn check_pbes_cost(scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<()> {
+    let pkcs8::pkcs5::EncryptionScheme::Pbes2(params) = scheme else {
+        // PBES1 counts its iterations in 16 bits.
+        return Ok(());
+    };
+    match &params.kdf {
+        pkcs8::pkcs5::pbes2::Kdf::Pbkdf2(p) if p.iteration_count > PBKDF2_MAX_ITERATIONS => bail!(
+            "the key asks for PBKDF2 with {} iterations, more than the {PBKDF2_MAX_ITERATIONS} \
+             wharf computes",
+            p.iteration_count
+        ),
+        pkcs8::pkcs5::pbes2::Kdf::Scrypt(p) => {
+            let (n, r, par) = (
+                p.cost_parameter,
+                u64::from(p.block_size),
+                u64::from(p.parallelization),
+            );
+            let memory = n.checked_mul(128 * r);
+            let work = n.checked_mul(r).and_then(|nr| nr.checked_mul(par));
+            if n < 2 || !n.is_power_of_two() || r == 0 || par == 0 {
+                bail!("the key's scrypt parameters are invalid (N={n}, r={r}, p={par})");
+            }
+            if memory.is_none_or(|m| m > SCRYPT_MAX_MEMORY)
+                || work.is_none_or(|w| w > SCRYPT_MAX_WORK)
+            {
+                bail!(
+                    "the key asks for scrypt with N={n}, r={r}, p={par}, more than wharf \
+                     computes (at most 128 MiB of memory, N·r·p up to 2^24)"
+                );
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn secret_from_pkcs8(der: &[u8]) -> Result<SecretKey> {
     SecretKey::from_pkcs8_der(der).map_err(|e| describe_pkcs8_failure(der, e))
 }
@@ -190,6 +239,7 @@ pub fn load_private_key(
             use pkcs8::der::Decode;
             let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&body)
                 .map_err(|e| anyhow!("the encrypted PKCS#8 key is garbled: {e}"))?;
+            check_pbes_cost(&info.encryption_algorithm)?;
             let doc = info
                 .decrypt(password()?)
                 .map_err(|_| anyhow!("wrong password (the PKCS#8 key could not be decrypted)"))?;
@@ -274,6 +324,61 @@ mod tests {
         let truncated = &pem.as_bytes()[..pem.len() / 2];
         assert!(load_private_key(truncated, &mut || Ok(b"pw".to_vec())).is_err());
         assert!(load_private_key(b"hello", &mut || Ok(vec![])).is_err());
+    }
+
+    /// An encrypted PKCS#8 key with these PBES2 parameters and junk ciphertext.
+    fn pbes2_key(params: pkcs8::pkcs5::pbes2::Parameters) -> String {
+        use pkcs8::der::Encode;
+        let info = pkcs8::EncryptedPrivateKeyInfoOwned {
+            encryption_algorithm: pkcs8::pkcs5::EncryptionScheme::Pbes2(params),
+            encrypted_data: pkcs8::der::asn1::OctetString::new(vec![0u8; 48]).unwrap(),
+        };
+        pem_rfc7468::encode_string(
+            PKCS8_ENCRYPTED_LABEL,
+            LineEnding::LF,
+            &info.to_der().unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pbes2_costs_are_bounded_before_any_work() {
+        let aes = |kdf: pkcs8::pkcs5::pbes2::Kdf| pkcs8::pkcs5::pbes2::Parameters {
+            kdf,
+            encryption: pkcs8::pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: [0; 16] },
+        };
+        let pbkdf2 = |iterations: u32| {
+            let mut p = pkcs8::pkcs5::pbes2::Pbkdf2Params::hmac_sha256(1, &[1; 16]).unwrap();
+            p.iteration_count = iterations;
+            aes(pkcs8::pkcs5::pbes2::Kdf::Pbkdf2(p))
+        };
+        let scrypt = |n: u64, r: u16, p: u16| {
+            let mut params = pkcs8::pkcs5::pbes2::ScryptParams::from_params_and_salt(
+                scrypt::Params::new(10, 8, 1).unwrap(),
+                &[1; 16],
+            )
+            .unwrap();
+            params.cost_parameter = n;
+            params.block_size = r;
+            params.parallelization = p;
+            aes(pkcs8::pkcs5::pbes2::Kdf::Scrypt(params))
+        };
+        let started = std::time::Instant::now();
+        for (params, expected) in [
+            (pbkdf2(u32::MAX), "PBKDF2 with 4294967295 iterations"),
+            (scrypt(1 << 40, 8, 1), "scrypt with N=1099511627776"),
+            (scrypt(1 << 16, 8, 1 << 15), "p=32768"),
+            (scrypt(3, 8, 1), "invalid"),
+        ] {
+            let pem = pbes2_key(params);
+            let err = load_private_key(pem.as_bytes(), &mut || Ok(b"pw".to_vec())).unwrap_err();
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // Ordinary costs go on to decryption (here: a wrong password, junk ciphertext).
+        let pem = pbes2_key(pbkdf2(2048));
+        let err = load_private_key(pem.as_bytes(), &mut || Ok(b"pw".to_vec())).unwrap_err();
+        assert!(err.to_string().contains("wrong password"), "{err}");
     }
 
     #[test]

@@ -42,12 +42,20 @@ pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
         .await
         .with_context(|| format!("cannot reach {service}"))?;
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
     if !status.is_success() {
+        let body = crate::store::body::read_prefix(response, ERROR_LIMIT).await;
         anyhow::bail!(
             "{service} {refusal}: {status}: {}",
-            text.chars().take(300).collect::<String>()
+            crate::text::excerpt(&String::from_utf8_lossy(&body), 300)
         );
     }
-    serde_json::from_str(&text).with_context(|| format!("{service} answered malformed JSON"))
+    let body = crate::store::body::read_limited(response, ANSWER_LIMIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("the answer of {service} is unreadable: {e}"))?;
+    serde_json::from_slice(&body).with_context(|| format!("{service} answered malformed JSON"))
 }
+
+/// The most read of a Fulcio or Rekor answer (a certificate chain, a log entry with its
+/// proof: a few KiB), and of an error answer, of which only the start is shown.
+const ANSWER_LIMIT: u64 = 1 << 20;
+const ERROR_LIMIT: u64 = 64 << 10;

@@ -84,9 +84,12 @@ impl TokenSource {
         struct Answer {
             value: String,
         }
-        let answer: Answer = response
-            .json()
+        let body = crate::store::body::read_limited(response, 256 << 10)
             .await
+            .map_err(|e| {
+                anyhow!("the GitHub Actions token endpoint's answer is unreadable: {e}")
+            })?;
+        let answer: Answer = serde_json::from_slice(&body)
             .context("the GitHub Actions token endpoint answered malformed JSON")?;
         Ok(answer.value)
     }

@@ -1,5 +1,8 @@
-//! Registry credentials: explicit ones (flags/env), else the Docker config (`auths`,
-//! `credHelpers`, `credsStore`), the same places `docker login` writes to.
+//! Registry credentials, each bound to one registry host: explicit ones (flags/env, given for a
+//! named host), then an auth file of per-host entries, then the Docker config (`auths`,
+//! `credHelpers`, `credsStore`), the same places `docker login` writes to. A registry's
+//! credentials are looked up by its host alone, so one registry's password is never handed to
+//! another.
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
@@ -60,30 +63,80 @@ struct AuthEntry {
 /// Where credentials for a registry come from.
 #[derive(Clone, Default)]
 pub struct CredentialSource {
-    /// Given on the command line or in the environment: used for every registry.
-    pub explicit: Option<Credentials>,
+    /// Given on the command line or in the environment, each for the registry host it names
+    /// (`--registry-username` for the registry a command writes to, the source's for mirror).
+    pub explicit: Vec<(String, Credentials)>,
+    /// `--registry-auth-file`: per-host entries in the Docker config's format, looked at
+    /// before the Docker config. Unlike the Docker config it must exist.
+    pub auth_file: Option<PathBuf>,
     /// The Docker config file; `None` looks in `$DOCKER_CONFIG` or `~/.docker`.
     pub docker_config: Option<PathBuf>,
 }
 
 impl CredentialSource {
+    /// The credentials for `registry` (a host, `HOST:PORT`), from wherever they are found
+    /// first; `None` when there are none (requests go anonymous).
     pub fn lookup(&self, registry: &str) -> Result<Option<Credentials>> {
-        if let Some(c) = &self.explicit {
+        if let Some((_, c)) = self
+            .explicit
+            .iter()
+            .find(|(host, _)| same_registry(host, registry))
+        {
             return Ok(Some(c.clone()));
+        }
+        if let Some(path) = &self.auth_file {
+            let config = read_config(path, "registry auth file")?
+                .ok_or_else(|| anyhow!("registry auth file {} does not exist", path.display()))?;
+            if let Some(c) = from_docker_config(&config, registry)
+                .with_context(|| format!("credentials for {registry} from {}", path.display()))?
+            {
+                return Ok(Some(c));
+            }
         }
         let Some(path) = self.docker_config.clone().or_else(default_docker_config) else {
             return Ok(None);
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => bail!("cannot read Docker config {}: {e}", path.display()),
+        let Some(config) = read_config(&path, "Docker config")? else {
+            return Ok(None);
         };
-        let config: DockerConfig = serde_json::from_str(&text)
-            .with_context(|| format!("Docker config {} is malformed", path.display()))?;
         from_docker_config(&config, registry)
             .with_context(|| format!("credentials for {registry} from {}", path.display()))
     }
+}
+
+/// Whether two registry names are the same registry (Docker Hub goes by several).
+pub fn same_registry(a: &str, b: &str) -> bool {
+    fn canonical(r: &str) -> String {
+        let r = r.to_ascii_lowercase();
+        match r.as_str() {
+            "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+            _ => r,
+        }
+    }
+    canonical(a) == canonical(b)
+}
+
+/// The most read of a credentials file: they hold a few entries.
+const CONFIG_LIMIT: u64 = 1 << 20;
+
+/// Reads a Docker-config-format file; `None` when it does not exist.
+fn read_config(path: &std::path::Path, what: &str) -> Result<Option<DockerConfig>> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("cannot read {what} {}: {e}", path.display()),
+    };
+    let mut text = String::new();
+    file.take(CONFIG_LIMIT + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if text.len() as u64 > CONFIG_LIMIT {
+        bail!("{what} {} is larger than 1 MiB", path.display());
+    }
+    let config = serde_json::from_str(&text)
+        .with_context(|| format!("{what} {} is malformed", path.display()))?;
+    Ok(Some(config))
 }
 
 fn default_docker_config() -> Option<PathBuf> {
@@ -227,6 +280,27 @@ mod tests {
             .unwrap();
         assert_eq!(c.username, "a");
         assert!(from_docker_config(&config, "quay.io").unwrap().is_none());
+    }
+
+    #[test]
+    fn explicit_credentials_belong_to_their_host_only() {
+        let creds = |u: &str| Credentials {
+            username: u.into(),
+            secret: Secret::new("pw".into()),
+        };
+        let source = CredentialSource {
+            explicit: vec![
+                ("dst.example:5000".into(), creds("dst")),
+                ("docker.io".into(), creds("hub")),
+            ],
+            auth_file: None,
+            docker_config: Some("/nonexistent/config.json".into()),
+        };
+        let user = |r: &str| source.lookup(r).unwrap().map(|c| c.username);
+        assert_eq!(user("dst.example:5000").as_deref(), Some("dst"));
+        assert_eq!(user("src.example:5000"), None);
+        assert_eq!(user("dst.example"), None);
+        assert_eq!(user("index.docker.io").as_deref(), Some("hub"));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! Operations (push, sign, mirror, verify) are written against [`Store`] only, so every one of
 //! them works registry→registry, layout→registry, registry→layout alike.
 
+pub mod attach;
+pub mod body;
 pub mod credentials;
 pub mod layout;
 pub mod registry;
@@ -16,6 +18,7 @@ use crate::oci::{Descriptor, Digest, ImageRef, RawManifest, Repository};
 use anyhow::Result;
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a manifest is looked up or written by.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +43,37 @@ pub type OnBytes = Arc<dyn Fn(u64) + Send + Sync>;
 /// An [`OnBytes`] that reports nowhere.
 pub fn no_progress() -> OnBytes {
     Arc::new(|_| {})
+}
+
+/// A tag as read before changing it.
+pub struct TagRead {
+    /// What the tag held (`None`: no such tag).
+    pub manifest: Option<RawManifest>,
+    /// When the read that saw it was sent.
+    pub sent: Instant,
+}
+
+impl TagRead {
+    /// The digest the tag pointed at.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.manifest.as_ref().map(|m| &m.digest)
+    }
+}
+
+/// What became of a [`Store::put_manifest_if`].
+#[derive(Debug)]
+pub enum TagWrite {
+    Written,
+    /// Not written: the tag changed since it was read, or the read is too old to write from.
+    /// Read again and merge again.
+    Superseded,
+    /// The request failed in a way that leaves unknown whether the write landed (429, 5xx,
+    /// a broken connection). Read again after `retry_after` and merge again; the same body
+    /// is never sent twice, since another writer may have written in between.
+    Interrupted {
+        error: anyhow::Error,
+        retry_after: Duration,
+    },
 }
 
 /// How a blob reached the destination.
@@ -80,19 +114,30 @@ pub trait Store: Send + Sync {
     /// present already.
     async fn put_manifest(&self, manifest: &RawManifest, tag: Option<&str>) -> Result<()>;
 
-    /// Writes a manifest under `tag` only if the tag still points at `expected` (`None`: no
-    /// such tag). Returns `false` when another writer got there first. Stores that cannot
-    /// check atomically do their best and say so through [`Store::atomic_tags`].
+    /// Reads a tag for a change: what it holds now, and when that was asked, which
+    /// [`Store::put_manifest_if`] needs.
+    async fn read_tag(&self, tag: &str) -> Result<TagRead> {
+        let sent = Instant::now();
+        let manifest = self.get_manifest(ManifestRef::Tag(tag)).await?;
+        Ok(TagRead { manifest, sent })
+    }
+
+    /// Writes a manifest under `tag` as a change of what `base` (from [`Store::read_tag`])
+    /// saw there. A store that can compare and swap does so. One that cannot (registries)
+    /// completes the write only while `base` is fresh, so that no write based on an old read
+    /// lands later than [`Store::overwrite_window`] allows for; and a write whose fate is
+    /// unknown is never sent again: the caller reads again and merges again.
     async fn put_manifest_if(
         &self,
         manifest: &RawManifest,
         tag: &str,
-        expected: Option<&Digest>,
-    ) -> Result<bool>;
+        base: &TagRead,
+    ) -> Result<TagWrite>;
 
-    /// Whether [`Store::put_manifest_if`] is a true compare-and-swap. When it is not, callers
-    /// re-read after a pause to make sure a concurrent writer did not drop their change.
-    fn atomic_tags(&self) -> bool;
+    /// `None` when [`Store::put_manifest_if`] is a true compare-and-swap. Otherwise, how long
+    /// after a tag write of ours another writer's write, based on a read older than ours, can
+    /// still land and drop our change: callers check again after that long.
+    fn overwrite_window(&self) -> Option<Duration>;
 
     async fn blob_exists(&self, blob: &Descriptor) -> Result<bool>;
 

@@ -12,6 +12,7 @@
 //! - a tiny HTTP/1.1 client over `std::net::TcpStream` ([`http_request`]).
 #![allow(dead_code)]
 
+pub mod fake_registry;
 pub mod hostile;
 pub mod k8s;
 pub mod keys;
@@ -165,6 +166,21 @@ pub fn run_fail(cmd: &mut Command) -> Output {
         );
     }
     out
+}
+
+/// Runs `cmd` with `input` on its standard input (then closed) and returns its output.
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the command");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+    } // closed: EOF
+    child.wait_with_output().expect("wait for the command")
 }
 
 /// The single `wharf: error:` line of a failed run; panics unless there is exactly one.

@@ -75,6 +75,30 @@ pub enum Action {
     /// Forward, and add these headers to the upstream's answer (a registry announcing
     /// something the test registry does not, e.g. `OCI-Chunk-Min-Length`).
     ForwardAddingHeaders(Vec<(String, String)>),
+    /// Forward, and once the upstream has answered, run `hook` (a second writer writing, a
+    /// stale write replayed), wait `delay`, and only then answer: the upstream's answer, or
+    /// `answer` instead (a 503 for a write that did land). The client hears nothing before.
+    Intercept {
+        hook: Hook,
+        delay: Duration,
+        answer: Option<Box<Action>>,
+    },
+}
+
+/// What a test does while the proxy holds an answer back.
+#[derive(Clone)]
+pub struct Hook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl Hook {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Hook {
+        Hook(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl Action {
@@ -98,6 +122,11 @@ impl Action {
             Action::Slow => "slow".into(),
             Action::Truncate => "truncate".into(),
             Action::ForwardAddingHeaders(_) => "forward+headers".into(),
+            Action::Intercept { answer: None, .. } => "intercept".into(),
+            Action::Intercept {
+                answer: Some(answer),
+                ..
+            } => format!("intercept+{}", answer.name()),
         }
     }
 }
@@ -384,7 +413,7 @@ fn invalid(msg: impl Into<String>) -> io::Error {
 }
 
 /// Reads one CRLF (or LF) terminated line, without the terminator; `None` at EOF.
-fn read_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
+pub(super) fn read_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
     if r.read_until(b'\n', &mut buf)? == 0 {
         return Ok(None);
@@ -398,7 +427,7 @@ fn read_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
 }
 
 /// Reads header lines up to the blank line.
-fn read_headers(r: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
+pub(super) fn read_headers(r: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
     loop {
         let line = read_line(r)?.ok_or_else(|| invalid("EOF in headers"))?;
@@ -412,7 +441,7 @@ fn read_headers(r: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
     }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -430,13 +459,13 @@ fn is_hop_by_hop(name: &str) -> bool {
         .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-enum BodyFraming {
+pub(super) enum BodyFraming {
     None,
     Length(u64),
     Chunked,
 }
 
-fn framing(headers: &[(String, String)]) -> io::Result<BodyFraming> {
+pub(super) fn framing(headers: &[(String, String)]) -> io::Result<BodyFraming> {
     if header(headers, "Transfer-Encoding")
         .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
     {
@@ -525,7 +554,7 @@ fn copy_body(
 }
 
 /// Reads a whole request body (either framing) into `out`, de-chunked.
-fn copy_body_into(
+pub(super) fn copy_body_into(
     r: &mut impl BufRead,
     out: &mut Vec<u8>,
     framing: &BodyFraming,
@@ -550,7 +579,7 @@ fn copy_body_into(
     }
 }
 
-fn reason(status: u16) -> &'static str {
+pub(super) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
@@ -566,6 +595,89 @@ fn reason(status: u16) -> &'static str {
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         _ => "Injected",
+    }
+}
+
+/// Writes a whole answer of the proxy's own and ends the connection.
+fn write_answer(
+    client_w: &mut TcpStream,
+    method: &str,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    client_w.write_all(head.as_bytes())?;
+    if method != "HEAD" {
+        client_w.write_all(body)?;
+    }
+    client_w.flush()?;
+    let _ = client_w.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// A client's request on its way to the upstream.
+struct Forwarded<'a> {
+    method: &'a str,
+    path: &'a str,
+    version: &'a str,
+    headers: &'a [(String, String)],
+    /// The body, when it was read already (a manifest a rule looked at).
+    buffered: Option<&'a [u8]>,
+}
+
+impl Forwarded<'_> {
+    /// Sends the request to the upstream (its body from `buffered` or copied from the client
+    /// at `rate`) and returns the connection, to read the answer from.
+    fn send(
+        &self,
+        shared: &Shared,
+        client_r: &mut BufReader<TcpStream>,
+        body: &BodyFraming,
+        rate: Option<u64>,
+    ) -> io::Result<TcpStream> {
+        let mut upstream = TcpStream::connect(&shared.upstream)?;
+        upstream.set_read_timeout(Some(IO_TIMEOUT))?;
+        upstream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut head = format!("{} {} {}\r\n", self.method, self.path, self.version);
+        for (k, v) in self.headers.iter().filter(|(k, _)| !is_hop_by_hop(k)) {
+            // A buffered body is forwarded with a Content-Length of its own.
+            let framing_header = k.eq_ignore_ascii_case("Content-Length")
+                || k.eq_ignore_ascii_case("Transfer-Encoding");
+            if self.buffered.is_some() && framing_header {
+                continue;
+            }
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(bytes) = self.buffered {
+            head.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        upstream.write_all(head.as_bytes())?;
+        match self.buffered {
+            Some(bytes) => {
+                upstream.write_all(bytes)?;
+                shared
+                    .body_bytes_forwarded
+                    .fetch_add(bytes.len() as u64, Ordering::SeqCst);
+            }
+            None => copy_body(
+                client_r,
+                Some(&mut upstream),
+                body,
+                rate,
+                Some(&shared.body_bytes_forwarded),
+            )?,
+        }
+        upstream.flush()?;
+        Ok(upstream)
     }
 }
 
@@ -618,6 +730,13 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
         headers: info.headers.clone(),
     });
 
+    let request = Forwarded {
+        method,
+        path,
+        version,
+        headers: &headers,
+        buffered: buffered.as_deref(),
+    };
     match action {
         Action::Reset => {
             // Closing the socket with body bytes unread makes the kernel send RST.
@@ -633,21 +752,33 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
             if buffered.is_none() {
                 copy_body(&mut client_r, None, &body, None, None)?;
             }
-            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-            for (k, v) in &extra {
-                head.push_str(&format!("{k}: {v}\r\n"));
+            write_answer(&mut client_w, method, status, &extra, &answer)
+        }
+        Action::Intercept {
+            hook,
+            delay,
+            answer,
+        } => {
+            let mut upstream = request.send(shared, &mut client_r, &body, None)?;
+            // The upstream closes after its answer: all of it, before anything goes on.
+            let mut answered = Vec::new();
+            upstream.read_to_end(&mut answered)?;
+            (hook.0)();
+            thread::sleep(delay);
+            match answer.map(|a| *a) {
+                Some(Action::Respond {
+                    status,
+                    headers: extra,
+                    body: text,
+                }) => write_answer(&mut client_w, method, status, &extra, &text),
+                Some(other) => panic!("an intercepted request can only be answered, not {other:?}"),
+                None => {
+                    client_w.write_all(&answered)?;
+                    client_w.flush()?;
+                    let _ = client_w.shutdown(Shutdown::Write);
+                    Ok(())
+                }
             }
-            head.push_str(&format!(
-                "Content-Length: {}\r\nConnection: close\r\n\r\n",
-                answer.len()
-            ));
-            client_w.write_all(head.as_bytes())?;
-            if method != "HEAD" {
-                client_w.write_all(&answer)?;
-            }
-            client_w.flush()?;
-            let _ = client_w.shutdown(Shutdown::Write);
-            Ok(())
         }
         Action::Forward | Action::Slow | Action::Truncate | Action::ForwardAddingHeaders(_) => {
             let slow = matches!(action, Action::Slow);
@@ -655,41 +786,12 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 Action::ForwardAddingHeaders(added) => added.clone(),
                 _ => Vec::new(),
             };
-            let mut upstream = TcpStream::connect(&shared.upstream)?;
-            upstream.set_read_timeout(Some(IO_TIMEOUT))?;
-            upstream.set_write_timeout(Some(IO_TIMEOUT))?;
-            let mut head = format!("{method} {path} {version}\r\n");
-            for (k, v) in headers.iter().filter(|(k, _)| !is_hop_by_hop(k)) {
-                // A buffered body is forwarded with a Content-Length of its own.
-                let framing_header = k.eq_ignore_ascii_case("Content-Length")
-                    || k.eq_ignore_ascii_case("Transfer-Encoding");
-                if buffered.is_some() && framing_header {
-                    continue;
-                }
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            if let Some(bytes) = &buffered {
-                head.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
-            }
-            head.push_str("Connection: close\r\n\r\n");
-            upstream.write_all(head.as_bytes())?;
-            match &buffered {
-                Some(bytes) => {
-                    upstream.write_all(bytes)?;
-                    shared
-                        .body_bytes_forwarded
-                        .fetch_add(bytes.len() as u64, Ordering::SeqCst);
-                }
-                None => copy_body(
-                    &mut client_r,
-                    Some(&mut upstream),
-                    &body,
-                    shared.options.upload_bytes_per_second,
-                    Some(&shared.body_bytes_forwarded),
-                )?,
-            }
-            upstream.flush()?;
-
+            let upstream = request.send(
+                shared,
+                &mut client_r,
+                &body,
+                shared.options.upload_bytes_per_second,
+            )?;
             let mut up_r = BufReader::new(upstream);
             let status_line = read_line(&mut up_r)?.ok_or_else(|| invalid("upstream EOF"))?;
             let resp_headers = read_headers(&mut up_r)?;

@@ -22,8 +22,8 @@ mod index;
 pub use index::{ListedImage, REF_NAME};
 
 use super::{
-    BlobIntegrityError, BlobSource, BlobStream, BlobTransfer, ManifestRef, OnBytes, Store,
-    VerifyingStream,
+    BlobIntegrityError, BlobSource, BlobStream, BlobTransfer, ManifestRef, OnBytes, Store, TagRead,
+    TagWrite, VerifyingStream,
 };
 use crate::files::size_text;
 use crate::oci::manifest::{sniff_media_type, MANIFEST_LIMIT};
@@ -572,12 +572,12 @@ impl Store for LayoutStore {
         &self,
         manifest: &RawManifest,
         tag: &str,
-        expected: Option<&Digest>,
-    ) -> Result<bool> {
+        base: &TagRead,
+    ) -> Result<TagWrite> {
         self.write_blob_bytes(&manifest.digest, &manifest.bytes)
             .await?;
         let (entry, tag) = (entry_for(manifest), tag.to_string());
-        let expected = expected.map(|d| d.to_string());
+        let expected = base.digest().map(|d| d.to_string());
         let swapped = Arc::new(AtomicBool::new(false));
         let flag = swapped.clone();
         self.update_index(move |entries| {
@@ -588,11 +588,16 @@ impl Store for LayoutStore {
             Ok(index::set_tag(entries, entry, &tag))
         })
         .await?;
-        Ok(swapped.load(Ordering::Relaxed))
+        Ok(if swapped.load(Ordering::Relaxed) {
+            TagWrite::Written
+        } else {
+            TagWrite::Superseded
+        })
     }
 
-    fn atomic_tags(&self) -> bool {
-        true
+    /// `index.json` changes under the layout's lock: a true compare-and-swap.
+    fn overwrite_window(&self) -> Option<std::time::Duration> {
+        None
     }
 
     async fn blob_exists(&self, blob: &Descriptor) -> Result<bool> {
@@ -803,11 +808,19 @@ mod tests {
             .unwrap();
         assert_eq!(got.bytes, a.bytes);
         // A stale expectation loses; the right one wins.
-        assert!(!store.put_manifest_if(&b, "v1", None).await.unwrap());
-        assert!(store
-            .put_manifest_if(&b, "v1", Some(&a.digest))
-            .await
-            .unwrap());
+        let stale = TagRead {
+            manifest: None,
+            sent: std::time::Instant::now(),
+        };
+        let fresh = store.read_tag("v1").await.unwrap();
+        assert!(matches!(
+            store.put_manifest_if(&b, "v1", &stale).await.unwrap(),
+            TagWrite::Superseded
+        ));
+        assert!(matches!(
+            store.put_manifest_if(&b, "v1", &fresh).await.unwrap(),
+            TagWrite::Written
+        ));
         assert_eq!(store.list_tags().await.unwrap(), vec!["v1".to_string()]);
         // The image the tag left stays listed, untagged.
         let images = store.images().await.unwrap().unwrap();
