@@ -296,6 +296,17 @@ impl Report {
         }
     }
 
+    /// Asserts every step was done this run (verify says "verified").
+    fn assert_every_step_done(&self) {
+        assert!(
+            self.steps
+                .iter()
+                .all(|(step, s)| s == "done" || (step == "verify" && s == "verified")),
+            "{:?}",
+            self.steps
+        );
+    }
+
     /// The index and every platform's manifest.
     fn all_digests(&self) -> Vec<String> {
         std::iter::once(self.digest.clone())
@@ -449,14 +460,7 @@ fn key_release_to_two_registries_verifies_in_cosign_on_both() {
             &format!("mirror {}", b.repo("app")),
         ]
     );
-    assert!(
-        report
-            .steps
-            .iter()
-            .all(|(step, s)| s == "done" || (step == "verify" && s == "verified")),
-        "{:?}",
-        report.steps
-    );
+    report.assert_every_step_done();
     for reg in [&a, &b] {
         let index = manifest_value(reg, "app", &report.digest).expect("index");
         let children: Vec<(String, String)> = index["manifests"]
@@ -531,14 +535,7 @@ fn keyless_release_verifies_in_cosign_on_primary_and_mirror() {
     let path = config.write(&tmp.path().join("wharf.toml"));
 
     let report = Report::of(release_json(&path, &[]));
-    assert!(
-        report
-            .steps
-            .iter()
-            .all(|(step, s)| s == "done" || (step == "verify" && s == "verified")),
-        "{:?}",
-        report.steps
-    );
+    report.assert_every_step_done();
     assert_eq!(report.platforms.len(), 2);
 
     let cosign_keyless = |args: &[&str]| {
@@ -1077,6 +1074,129 @@ fn both_formats_release_interrupted_between_formats_is_completed_on_rerun() {
         rerun.steps,
         rerun2.steps
     );
+}
+
+/// A release in both storage formats with the transparency log on logs each attestation's
+/// DSSE envelope twice: once for the `.att` layer, once for the bundle. P-256 signing is
+/// deterministic (RFC 6979), so the second is the same entry and Rekor answers 409 Conflict;
+/// wharf takes the existing entry, as cosign does. `keyless`: a Fulcio certificate (one per
+/// run) instead of a key.
+fn both_formats_release_with_tlog(keyless: bool) {
+    let si = SigstoreStandIn::start();
+    let a = Registry::start();
+    let tmp = tempdir();
+    let layout = example_layout(&tmp.path().join("layout"));
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
+    let mut signing = vec![
+        format!("rekor_url = {}", q(&si.rekor_url)),
+        format!("trusted_root = {}", q(si.trusted_root.to_str().unwrap())),
+        "bundle_format = \"both\"".into(),
+    ];
+    let mut verify = Vec::new();
+    if keyless {
+        signing.push(format!("fulcio_url = {}", q(&si.fulcio_url)));
+        signing.push(format!("identity_token = {}", q(&si.token(""))));
+        verify.push(format!("certificate_identity = {}", q(&si.identity)));
+        verify.push(format!("certificate_oidc_issuer = {}", q(&si.oidc_issuer)));
+    } else {
+        signing.push(format!("key = {}", q(key.private())));
+    }
+    let config = Config {
+        layout: format!("{}:v1", layout.display()),
+        repository: a.repo("app"),
+        tags: vec!["v1".into()],
+        signing,
+        attestations: vec!["sbom = \"generate\"".into()],
+        verify,
+        mirrors: Vec::new(),
+        insecure: Vec::new(),
+    }
+    .insecure(&[&a])
+    .write(&tmp.path().join("wharf.toml"));
+
+    let report = Report::of(release_json(&config, &[]));
+    report.assert_every_step_done();
+    assert_eq!(release_tags(&a, "app"), ["v1"]);
+    for digest in report.all_digests() {
+        assert_eq!(layers(&a, "app", &sig_tag(&digest)).len(), 1, "{digest}");
+        assert_eq!(
+            bundles(&a, "app", &digest, "https://sigstore.dev/cosign/sign/v1"),
+            1,
+            "{digest}"
+        );
+    }
+    for (platform, digest) in &report.platforms {
+        let att = layers(&a, "app", &att_tag(digest));
+        assert_eq!(att.len(), 1, "{platform}: {att:#?}");
+        assert_eq!(bundles(&a, "app", digest, CYCLONEDX), 1, "{platform}");
+        // The `.att` layer and the bundle carry the one log entry of that envelope.
+        let legacy: Value = serde_json::from_str(
+            att[0]["annotations"]["dev.sigstore.cosign/bundle"]
+                .as_str()
+                .expect("the .att layer carries its log entry"),
+        )
+        .unwrap();
+        let index = manifest_value(&a, "app", &format!("sha256-{}", hex(digest))).unwrap();
+        let referrer = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["dev.sigstore.bundle.predicateType"] == CYCLONEDX)
+            .unwrap();
+        let manifest =
+            manifest_value(&a, "app", referrer["digest"].as_str().unwrap()).expect("referrer");
+        let bundle: Value = serde_json::from_slice(
+            &a.get_blob("app", manifest["layers"][0]["digest"].as_str().unwrap())
+                .expect("bundle blob"),
+        )
+        .unwrap();
+        let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+        assert_eq!(
+            entry["logIndex"].as_str(),
+            Some(legacy["Payload"]["logIndex"].to_string().as_str()),
+            "{platform}: the bundle and the .att layer name different log entries"
+        );
+        assert_eq!(
+            entry["canonicalizedBody"], legacy["Payload"]["body"],
+            "{platform}"
+        );
+    }
+
+    // Verified from outside too, with the log: every signature and attestation.
+    let policy: Vec<String> = if keyless {
+        vec![
+            "--certificate-identity".into(),
+            si.identity.clone(),
+            "--certificate-oidc-issuer".into(),
+            si.oidc_issuer.clone(),
+        ]
+    } else {
+        vec!["--key".into(), key.public().to_string()]
+    };
+    let image = format!("{}@{}", a.repo("app"), report.digest);
+    for verb in [
+        vec!["verify"],
+        vec!["verify-attestation", "--type", "cyclonedx"],
+    ] {
+        run_ok(
+            wharf_clean()
+                .args(&verb)
+                .args(["--recursive", "--allow-insecure-registry"])
+                .args(si.wharf_verify_args())
+                .args(&policy)
+                .arg(&image),
+        );
+    }
+}
+
+#[test]
+fn key_release_in_both_formats_with_tlog_logs_each_envelope_once_and_verifies() {
+    both_formats_release_with_tlog(false);
+}
+
+#[test]
+fn keyless_release_in_both_formats_with_tlog_logs_each_envelope_once_and_verifies() {
+    both_formats_release_with_tlog(true);
 }
 
 /// Sigstore bundles referring to `digest` with this predicate type, through the referrers
