@@ -153,6 +153,34 @@ impl Config {
         }
     }
 
+    /// Keyless against the stand-in `si`, trusting `trusted_root`, its default identity as
+    /// the policy; a generated SBOM per platform, tag `v1`.
+    fn keyless(
+        layout: &str,
+        repository: &str,
+        si: &SigstoreStandIn,
+        trusted_root: &Path,
+    ) -> Config {
+        Config {
+            layout: layout.to_string(),
+            repository: repository.to_string(),
+            tags: vec!["v1".into()],
+            signing: vec![
+                format!("fulcio_url = {}", q(&si.fulcio_url)),
+                format!("rekor_url = {}", q(&si.rekor_url)),
+                format!("trusted_root = {}", q(trusted_root.to_str().unwrap())),
+                format!("identity_token = {}", q(&si.token(""))),
+            ],
+            attestations: vec!["sbom = \"generate\"".into()],
+            verify: vec![
+                format!("certificate_identity = {}", q(&si.identity)),
+                format!("certificate_oidc_issuer = {}", q(&si.oidc_issuer)),
+            ],
+            mirrors: Vec::new(),
+            insecure: Vec::new(),
+        }
+    }
+
     fn mirror(mut self, destination: &str) -> Config {
         self.mirrors.push(destination.to_string());
         self
@@ -513,26 +541,15 @@ fn keyless_release_verifies_in_cosign_on_primary_and_mirror() {
     let b = Registry::start();
     let tmp = tempdir();
     let layout = example_layout(&tmp.path().join("layout"));
-    let mut config = Config {
-        layout: format!("{}:v1", layout.display()),
-        repository: a.repo("app"),
-        tags: vec!["v1".into()],
-        signing: vec![
-            format!("fulcio_url = {}", q(&si.fulcio_url)),
-            format!("rekor_url = {}", q(&si.rekor_url)),
-            format!("trusted_root = {}", q(si.trusted_root.to_str().unwrap())),
-            format!("identity_token = {}", q(&si.token(""))),
-        ],
-        attestations: vec!["sbom = \"generate\"".into()],
-        verify: vec![
-            format!("certificate_identity = {}", q(&si.identity)),
-            format!("certificate_oidc_issuer = {}", q(&si.oidc_issuer)),
-        ],
-        mirrors: vec![b.repo("app")],
-        insecure: vec![],
-    };
-    config = config.insecure(&[&a, &b]);
-    let path = config.write(&tmp.path().join("wharf.toml"));
+    let path = Config::keyless(
+        &format!("{}:v1", layout.display()),
+        &a.repo("app"),
+        &si,
+        &si.trusted_root,
+    )
+    .mirror(&b.repo("app"))
+    .insecure(&[&a, &b])
+    .write(&tmp.path().join("wharf.toml"));
 
     let report = Report::of(release_json(&path, &[]));
     report.assert_every_step_done();
@@ -1087,32 +1104,18 @@ fn both_formats_release_with_tlog(keyless: bool) {
     let tmp = tempdir();
     let layout = example_layout(&tmp.path().join("layout"));
     let key = wharf_key(tmp.path(), "release", PASSWORD);
-    let mut signing = vec![
-        format!("rekor_url = {}", q(&si.rekor_url)),
-        format!("trusted_root = {}", q(si.trusted_root.to_str().unwrap())),
-        "bundle_format = \"both\"".into(),
-    ];
-    let mut verify = Vec::new();
-    if keyless {
-        signing.push(format!("fulcio_url = {}", q(&si.fulcio_url)));
-        signing.push(format!("identity_token = {}", q(&si.token(""))));
-        verify.push(format!("certificate_identity = {}", q(&si.identity)));
-        verify.push(format!("certificate_oidc_issuer = {}", q(&si.oidc_issuer)));
-    } else {
-        signing.push(format!("key = {}", q(key.private())));
+    let layout_ref = format!("{}:v1", layout.display());
+    let mut config = Config::keyless(&layout_ref, &a.repo("app"), &si, &si.trusted_root);
+    if !keyless {
+        config.signing = vec![
+            format!("key = {}", q(key.private())),
+            format!("rekor_url = {}", q(&si.rekor_url)),
+            format!("trusted_root = {}", q(si.trusted_root.to_str().unwrap())),
+        ];
+        config.verify.clear();
     }
-    let config = Config {
-        layout: format!("{}:v1", layout.display()),
-        repository: a.repo("app"),
-        tags: vec!["v1".into()],
-        signing,
-        attestations: vec!["sbom = \"generate\"".into()],
-        verify,
-        mirrors: Vec::new(),
-        insecure: Vec::new(),
-    }
-    .insecure(&[&a])
-    .write(&tmp.path().join("wharf.toml"));
+    config.signing.push("bundle_format = \"both\"".into());
+    let config = config.insecure(&[&a]).write(&tmp.path().join("wharf.toml"));
 
     let report = Report::of(release_json(&config, &[]));
     report.assert_every_step_done();
@@ -1197,6 +1200,52 @@ fn key_release_in_both_formats_with_tlog_logs_each_envelope_once_and_verifies() 
 #[test]
 fn keyless_release_in_both_formats_with_tlog_logs_each_envelope_once_and_verifies() {
     both_formats_release_with_tlog(true);
+}
+
+/// A keyless release against a private Sigstore whose trusted root lists no CT log: refused
+/// before anything is signed or written, unless `[verify] insecure_ignore_sct = true` says
+/// the releaser knows; then it signs, verifies, and prints verify commands that pass.
+#[test]
+fn keyless_release_without_ct_logs_needs_insecure_ignore_sct() {
+    let si = SigstoreStandIn::start();
+    let a = Registry::start();
+    let tmp = tempdir();
+    let layout = example_layout(&tmp.path().join("layout"));
+    let no_ct = si.trusted_root_without_ct_logs();
+    let config = Config::keyless(
+        &format!("{}:v1", layout.display()),
+        &a.repo("app"),
+        &si,
+        &no_ct,
+    )
+    .insecure(&[&a]);
+
+    let refused = config.write(&tmp.path().join("refused.toml"));
+    let line = error_line(&run_fail(&mut release_cmd(&refused)));
+    assert!(line.contains("no CT log"), "{line}");
+    assert!(line.contains("insecure_ignore_sct"), "{line}");
+    assert_eq!(catalog(&a), Vec::<String>::new(), "something was pushed");
+
+    let mut knowingly = config.clone();
+    knowingly.verify.push("insecure_ignore_sct = true".into());
+    let path = knowingly.write(&tmp.path().join("wharf.toml"));
+    let out = run_ok(&mut release_cmd(&path));
+    let stdout = stdout_of(&out);
+    let commands: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("verify with:"))
+        .map(str::trim)
+        .filter(|l| l.starts_with("wharf "))
+        .collect();
+    assert_eq!(commands.len(), 2, "{stdout}");
+    for command in commands {
+        assert!(command.contains(" --insecure-ignore-sct "), "{command}");
+        let argv = format!(
+            "{command} --allow-insecure-registry --trusted-root {}",
+            no_ct.display()
+        );
+        run_ok(wharf_clean().args(argv.split_whitespace().skip(1)));
+    }
 }
 
 /// Sigstore bundles referring to `digest` with this predicate type, through the referrers
