@@ -142,6 +142,7 @@ pub async fn run(args: &ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode> {
                     audience: "sigstore".into(),
                 },
                 &trust,
+                config.verify.insecure_ignore_sct,
             )
             .await?,
         ),

@@ -72,6 +72,13 @@ pub struct SignerArgs {
     #[arg(long, env = "WHARF_FULCIO_URL", default_value = crate::sigstore::PUBLIC_FULCIO_URL, value_name = "URL")]
     pub fulcio_url: String,
 
+    /// Keyless: sign with a certificate whose SCT (proof that Fulcio logged it in certificate
+    /// transparency) cannot be checked, because the trusted root lists no CT log (a private
+    /// Sigstore without one). Verifiers then need --insecure-ignore-sct too. cosign's name
+    /// for it, --insecure-skip-verify, is accepted.
+    #[arg(long, alias = "insecure-skip-verify", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    pub insecure_ignore_sct: bool,
+
     #[command(flatten)]
     pub sigstore: SigstoreArgs,
 
@@ -111,8 +118,14 @@ impl SignerArgs {
                 };
                 let trust = self.sigstore.trust_root().await?;
                 let client = http.insert(sigstore_http()?);
-                let signer =
-                    KeylessSigner::obtain(client, &self.fulcio_url, &tokens, &trust).await?;
+                let signer = KeylessSigner::obtain(
+                    client,
+                    &self.fulcio_url,
+                    &tokens,
+                    &trust,
+                    self.insecure_ignore_sct,
+                )
+                .await?;
                 if !quiet {
                     eprintln!(
                         "wharf: signing keylessly as {}",

@@ -168,7 +168,7 @@ pub async fn release(
         digest: digest.clone(),
         recursive,
         ignore_tlog: config.verify.insecure_ignore_tlog,
-        ignore_sct: false,
+        ignore_sct: config.verify.insecure_ignore_sct,
         trust: inputs.trust.clone(),
         // The release promises every format it writes, so each must verify on its own.
         accept: format,
