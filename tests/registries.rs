@@ -423,6 +423,26 @@ fn a_refused_identity_token_is_one_line_saying_to_log_in_again() {
     assert_refresh_token_never_sent_as_password(&tokens);
 }
 
+#[test]
+fn a_token_service_redirecting_the_grant_does_not_get_it_passed_on() {
+    let elsewhere = FakeServer::start(refresh_token_grant(REFRESH_TOKEN, ACCESS_TOKEN));
+    let target = elsewhere.url("/oauth2/token");
+    let tokens = FakeServer::start(move |_| {
+        common::fake_registry::FakeResponse::status(307).with_header("Location", &target)
+    });
+    let reg = FakeServer::start(bearer_protected(
+        ACCESS_TOKEN,
+        tokens.url("/oauth2/token"),
+        tiny_image_answer,
+    ));
+    let out = tree_with_identity_token(&reg, &[tokens.addr(), elsewhere.addr()]);
+    let line = error_line(&out);
+    assert!(line.contains("redirects the identity token"), "{line}");
+    assert!(line.contains(elsewhere.addr()), "{line}");
+    assert!(elsewhere.requests().is_empty(), "the grant was passed on");
+    assert_no_token_shown(&out);
+}
+
 // ---------------------------------------------------------------------------------------
 // Amazon ECR
 // ---------------------------------------------------------------------------------------

@@ -273,11 +273,28 @@ impl RegistryClient {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
             )
-            .body(form)
+            .header(header::CONTENT_LENGTH, HeaderValue::from(form.len()))
+            // A body that cannot be sent twice: a 307 or 308 would otherwise carry the refresh
+            // token on to wherever it points; the client hands such an answer back instead.
+            .body(reqwest::Body::wrap_stream(futures_util::stream::once(
+                async move { Ok::<_, std::io::Error>(form) },
+            )))
             .send()
             .await
             .with_context(|| format!("cannot reach the token service of {registry}"))?;
         let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| text::excerpt(l, 200))
+                .unwrap_or_default();
+            bail!(
+                "the token service of {registry} ({realm_host}) redirects the identity token \
+                 ({status} to {location}): wharf sends it to the realm {registry} named only"
+            );
+        }
         if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
             bail!(
                 "the token service of {registry} ({realm_host}) does not take identity tokens \
