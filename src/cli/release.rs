@@ -120,7 +120,12 @@ pub async fn run(args: &ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode> {
         Some(path) => TrustRoot::load(std::path::Path::new(path))?,
         // A key without the transparency log uses no Sigstore trust material: no TUF.
         None if key_without_tlog => TrustRoot::public_good(),
-        None => super::trust::trust_root(None, &args.tuf).await?,
+        None => {
+            if config.signing.key.is_none() {
+                super::cosign_env::refuse_sigstore_root_file(None)?;
+            }
+            super::trust::trust_root(None, &args.tuf).await?
+        }
     };
     let policy = policy(&config, &password)?;
     let http = reqwest::Client::builder()

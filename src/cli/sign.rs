@@ -116,6 +116,9 @@ impl SignerArgs {
                     explicit: self.identity_token.clone(),
                     audience: "sigstore".into(),
                 };
+                super::cosign_env::refuse_sigstore_root_file(
+                    self.sigstore.trusted_root.as_deref(),
+                )?;
                 let trust = self.sigstore.trust_root().await?;
                 let client = http.insert(sigstore_http()?);
                 let signer = KeylessSigner::obtain(
@@ -226,6 +229,9 @@ impl PolicyArgs {
     pub async fn trust_root(&self) -> Result<TrustRoot> {
         if self.key.is_some() && self.insecure_ignore_tlog && self.sigstore.trusted_root.is_none() {
             return Ok(TrustRoot::public_good());
+        }
+        if self.key.is_none() {
+            super::cosign_env::refuse_sigstore_root_file(self.sigstore.trusted_root.as_deref())?;
         }
         self.sigstore.trust_root().await
     }
