@@ -32,7 +32,7 @@ use std::process::ExitCode;
 /// Examples:
 ///   wharf release --config wharf.toml
 ///   wharf release --config wharf.toml --dry-run
-///   wharf release --config wharf.toml --set 'tags=["v1.2.0","1.2","latest"]' -o json
+///   wharf release --config wharf.toml --set 'tags=["v1.2.0","1.2","latest"]' --output json
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ReleaseArgs {

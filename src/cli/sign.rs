@@ -389,8 +389,11 @@ pub struct VerifyArgs {
 ///
 /// Examples:
 ///   wharf attest --key cosign.key --type cyclonedx --predicate sbom.cdx.json \
+///     ghcr.io/acme/app@sha256:...
+///   wharf attest --key cosign.key --type cyclonedx --predicate sbom-arm64.cdx.json \
 ///     --platform linux/arm64 ghcr.io/acme/app@sha256:...
-///   wharf attest --type slsaprovenance1 --predicate provenance.json ghcr.io/acme/app@sha256:...
+///   wharf attest --type slsaprovenance1 --predicate provenance.json \
+///     ghcr.io/acme/app@sha256:...                       # keyless, in GitHub Actions
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct AttestArgs {

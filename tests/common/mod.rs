@@ -52,7 +52,7 @@ pub fn tempdir() -> TempDir {
 
 /// Host environment variables that would change wharf's behaviour; [`wharf`] removes them
 /// so a developer's shell or a CI runner cannot leak into a test.
-const HOST_ENV_REMOVED: &[&str] = &[
+pub const HOST_ENV_REMOVED: &[&str] = &[
     "GITHUB_OUTPUT",
     "GITHUB_STEP_SUMMARY",
     "GITHUB_ACTIONS",
