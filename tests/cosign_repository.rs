@@ -341,3 +341,65 @@ fn a_value_that_is_not_a_registry_repository_is_refused() {
     }
     assert_eq!(attachment_tags(&reg, "app"), Vec::<String>::new());
 }
+
+#[test]
+fn a_release_signs_and_attests_into_it_and_its_mirror_gets_them_beside_the_image() {
+    let reg = Registry::start();
+    let dest = Registry::start();
+    let dir = tempdir();
+    let work = dir.path();
+    let key = wharf_key(work, "release", PASSWORD);
+    let layout = example_layout(&work.join("out"));
+    let sigs = reg.repo("acme/signatures");
+    let config = work.join("wharf.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "layout = {layout}\nrepository = {repo}\ntags = [\"v1\"]\n\
+             insecure_registries = [{src}, {dst}]\n\n\
+             [signing]\nkey = {private}\ntlog_upload = false\n\n\
+             [attestations]\nsbom = \"generate\"\nprovenance = false\n\n\
+             [verify]\nkey = {public}\ninsecure_ignore_tlog = true\n\n\
+             [[mirror]]\ndestination = {mirror}\n",
+            layout = toml_str(&format!("{}:v1", layout.display())),
+            repo = toml_str(&reg.repo("acme/app")),
+            src = toml_str(reg.addr()),
+            dst = toml_str(dest.addr()),
+            private = toml_str(key.private()),
+            public = toml_str(key.public()),
+            mirror = toml_str(&dest.repo("mirror/app")),
+        ),
+    )
+    .unwrap();
+    run_ok(
+        wharf_clean()
+            .args(["release", "--config"])
+            .arg(&config)
+            .env("WHARF_PASSWORD", PASSWORD)
+            .env("COSIGN_REPOSITORY", &sigs),
+    );
+
+    // (.sig, .att) tags: the index and both platforms signed, both platforms' SBOMs attested.
+    let kinds = |tags: Vec<String>| {
+        let count = |suffix| tags.iter().filter(|t| t.ends_with(suffix)).count();
+        (count(".sig"), count(".att"))
+    };
+    assert_eq!(kinds(attachment_tags(&reg, "acme/signatures")), (3, 2));
+    assert_eq!(kinds(attachment_tags(&reg, "acme/app")), (0, 0));
+    assert_eq!(kinds(dest.tags("mirror/app")), (3, 2));
+}
+
+#[test]
+fn a_layout_keeps_its_signatures_inside() {
+    let reg = Registry::start();
+    let dir = tempdir();
+    let key = wharf_key(dir.path(), "release", PASSWORD);
+    let layout = make_layout(&dir.path().join("out"), &LayoutSpec::default());
+    let image = format!("oci:{}@{}", layout.dir.display(), layout.root_digest);
+    let sigs = reg.repo("signatures");
+
+    run_ok(&mut wharf_sign(&key, &image, Some(&sigs)));
+    run_ok(&mut wharf_verify("verify", &key, &image, None));
+    run_ok(&mut wharf_verify("verify", &key, &image, Some(&sigs)));
+    assert!(reg.tags("signatures").is_empty());
+}

@@ -306,6 +306,8 @@ impl PolicyArgs {
 /// signature logged in Rekor. With --recursive, the index and every manifest under it are
 /// signed, so each platform can be verified on its own. Signatures are added to those already
 /// there, never replacing them; the same payload signed by the same key is not added twice.
+/// COSIGN_REPOSITORY=HOST/REPO keeps the .sig tags in that repository instead, as cosign does
+/// (verify, attest and tree then need it set too).
 ///
 /// Examples:
 ///   wharf sign --key cosign.key --recursive ghcr.io/acme/app@sha256:...
@@ -354,6 +356,7 @@ pub struct SignArgs {
 /// has transparency-log evidence (unless --insecure-ignore-tlog), and names exactly that
 /// manifest's digest. Prints the verified payloads as JSON on standard output and the checks
 /// on standard error. No network access besides the registry: the bundle is checked offline.
+/// Signatures are read from COSIGN_REPOSITORY=HOST/REPO when set, as cosign does.
 ///
 /// Examples:
 ///   wharf verify --key cosign.pub --recursive ghcr.io/acme/app@sha256:...
