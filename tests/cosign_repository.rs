@@ -209,6 +209,24 @@ fn cosign_signs_and_attests_into_it_and_wharf_verifies_and_tree_shows_them() {
     assert!(text.contains(CYCLONEDX), "{text}");
     let text = tree(None);
     assert!(!text.contains(".sig") && !text.contains(".att"), "{text}");
+
+    // Mirrored within the registry (blob mounts asked from the image's repository): cosign's
+    // own `.sig` and `.att` manifests, configs and all, arrive beside the copy.
+    let mut mirror = wharf_clean();
+    mirror
+        .args(["mirror", "--allow-insecure-registry", &index])
+        .arg(reg.repo("mirror/app"));
+    run_ok(with_repo(&mut mirror, Some(&sigs)));
+    let copy = format!("{}@{}", reg.repo("mirror/app"), img.digest);
+    for verb in ["verify", "verify-attestation"] {
+        run_ok(&mut cosign_verify(verb, &key, &copy, None));
+        run_ok(&mut wharf_verify(verb, &key, &copy, None));
+    }
+    assert_eq!(
+        reg.get_manifest("mirror/app", &tag(&img.digest, "sig")),
+        reg.get_manifest("signatures", &tag(&img.digest, "sig")),
+        "the .sig was not copied byte for byte"
+    );
 }
 
 #[test]

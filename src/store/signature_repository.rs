@@ -165,23 +165,19 @@ impl Store for SplitStore {
         self.image.repository()
     }
 
+    /// By digest, the image's repository alone: an image is found where it is, never in
+    /// the signature repository (which anyone able to sign may write to).
     async fn resolve(&self, reference: ManifestRef<'_>) -> Result<Option<Descriptor>> {
         match reference {
             ManifestRef::Tag(tag) => self.for_tag(tag).resolve(reference).await,
-            ManifestRef::Digest(_) => match self.image.resolve(reference).await? {
-                Some(found) => Ok(Some(found)),
-                None => self.signatures.resolve(reference).await,
-            },
+            ManifestRef::Digest(_) => self.image.resolve(reference).await,
         }
     }
 
     async fn get_manifest(&self, reference: ManifestRef<'_>) -> Result<Option<RawManifest>> {
         match reference {
             ManifestRef::Tag(tag) => self.for_tag(tag).get_manifest(reference).await,
-            ManifestRef::Digest(_) => match self.image.get_manifest(reference).await? {
-                Some(found) => Ok(Some(found)),
-                None => self.signatures.get_manifest(reference).await,
-            },
+            ManifestRef::Digest(_) => self.image.get_manifest(reference).await,
         }
     }
 
@@ -221,11 +217,15 @@ impl Store for SplitStore {
         }
     }
 
+    /// Asked where [`Store::put_blob`] would write it: an image blob the signature repository
+    /// happens to hold must still be written beside the image (and a push must not pay a
+    /// second request for every blob it is about to send).
     async fn blob_exists(&self, blob: &Descriptor) -> Result<bool> {
-        let [first, second] = self.blob_order(blob);
-        Ok(first.blob_exists(blob).await? || second.blob_exists(blob).await?)
+        self.blob_order(blob)[0].blob_exists(blob).await
     }
 
+    /// From where it is expected, else from the other repository if it is there: a config
+    /// cosign wrote for a `.sig` manifest looks like any image config.
     async fn open_blob_raw(&self, blob: &Descriptor) -> Result<BlobStream> {
         let [first, second] = self.blob_order(blob);
         match first.open_blob_raw(blob).await {
