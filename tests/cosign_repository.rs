@@ -127,7 +127,12 @@ fn wharf_signs_and_attests_into_it_and_cosign_verifies_with_the_same_variable() 
     let sigs = reg.repo("app-signatures");
     let sbom = sbom_file(dir.path());
 
-    run_ok(wharf_sign(&key, &img.index(), Some(&sigs)).arg("--recursive"));
+    let out = run_ok(wharf_sign(&key, &img.index(), Some(&sigs)).arg("--recursive"));
+    assert!(
+        stderr_of(&out).contains(&format!(".sig/.att tags go to {sigs} (COSIGN_REPOSITORY)")),
+        "{}",
+        stderr_of(&out)
+    );
     run_ok(&mut wharf_attest(&key, &img.index(), &sbom, Some(&sigs)));
 
     assert_eq!(attachment_tags(&reg, "app"), Vec::<String>::new());

@@ -28,3 +28,17 @@ pub fn refuse_sigstore_root_file(trusted_root: Option<&Path>) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Says where tag-scheme attachments of `image` go when `COSIGN_REPOSITORY` moves them, as
+/// cosign's "Pushing signature to:" does.
+pub fn note_signature_repository(
+    stores: &crate::store::Stores,
+    image: &crate::oci::ImageRef,
+    quiet: bool,
+) {
+    if let Some(repository) = stores.signature_repository() {
+        if !quiet && !image.repository.is_layout() {
+            eprintln!("wharf: .sig/.att tags go to {repository} (COSIGN_REPOSITORY)");
+        }
+    }
+}

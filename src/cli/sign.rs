@@ -505,6 +505,7 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
     let image = ImageRef::parse(&args.image)?;
     let annotations = parse_annotations(&args.annotations)?;
     let stores = global.stores(CredentialTargets::image(&image))?;
+    super::cosign_env::note_signature_repository(&stores, &image, global.quiet);
     // The signer (a key to decrypt, or a certificate to obtain) is made while the registry is
     // read and the payloads are uploaded: neither waits for the other.
     let prepare = async {
@@ -616,6 +617,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
         .with_context(|| format!("predicate {}", args.predicate.display()))?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let stores = global.stores(CredentialTargets::image(&image))?;
+    super::cosign_env::note_signature_repository(&stores, &image, global.quiet);
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
     let (signer, tlog) = args.signer.signer(global.quiet).await?;
