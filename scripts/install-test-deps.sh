@@ -17,7 +17,7 @@
 # When everything is already present this does no apt-get call at all.
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates binutils groff-base)
+APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates binutils groff-base man-db)
 TOOL_PACKAGES=(cosign oras)
 
 WHARF_TOOLS_DIR="${WHARF_TOOLS_DIR:-${HOME:-/root}/.cache/wharf/tools}"
