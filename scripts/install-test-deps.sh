@@ -3,7 +3,7 @@
 #
 #  * Debian packages (from the machine's configured bookworm sources):
 #      docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates
-#      binutils groff-base (renders the generated manual pages)
+#      binutils groff-base (renders the generated manual pages) man-db (`wharf man | man -l -`)
 #  * cosign and oras: not in bookworm, so they are taken from Debian trixie.
 #    A trixie apt source (pinned at priority 1, so nothing is ever installed or
 #    upgraded from it by accident) is added next to the machine's own source,
@@ -17,7 +17,7 @@
 # When everything is already present this does no apt-get call at all.
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates binutils groff-base)
+APT_PACKAGES=(docker-registry skopeo apache2-utils jq time hyperfine openssl ca-certificates binutils groff-base man-db)
 TOOL_PACKAGES=(cosign oras)
 
 WHARF_TOOLS_DIR="${WHARF_TOOLS_DIR:-${HOME:-/root}/.cache/wharf/tools}"

@@ -44,7 +44,7 @@ pub const LONG_VERSION: &str = concat!(
 ///   source <(wharf completion bash)                  # this shell only
 ///   wharf completion zsh > "${fpath[1]}/_wharf"
 ///   wharf completion fish > ~/.config/fish/completions/wharf.fish
-///   wharf completion powershell | Out-String | Invoke-Expression
+///   wharf completion powershell | Out-String | Invoke-Expression   # in PowerShell
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct CompletionArgs {

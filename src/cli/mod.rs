@@ -3,6 +3,7 @@
 mod blob;
 pub mod closed_pipe;
 mod compat;
+mod cosign_env;
 mod distribution;
 mod docs;
 mod github;

@@ -32,7 +32,7 @@ use std::process::ExitCode;
 /// Examples:
 ///   wharf release --config wharf.toml
 ///   wharf release --config wharf.toml --dry-run
-///   wharf release --config wharf.toml --set 'tags=["v1.2.0","1.2","latest"]' -o json
+///   wharf release --config wharf.toml --set 'tags=["v1.2.0","1.2","latest"]' --output json
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ReleaseArgs {
@@ -120,7 +120,12 @@ pub async fn run(args: &ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode> {
         Some(path) => TrustRoot::load(std::path::Path::new(path))?,
         // A key without the transparency log uses no Sigstore trust material: no TUF.
         None if key_without_tlog => TrustRoot::public_good(),
-        None => super::trust::trust_root(None, &args.tuf).await?,
+        None => {
+            if config.signing.key.is_none() {
+                super::cosign_env::refuse_sigstore_root_file(None)?;
+            }
+            super::trust::trust_root(None, &args.tuf).await?
+        }
     };
     let policy = policy(&config, &password)?;
     let http = reqwest::Client::builder()

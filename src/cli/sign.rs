@@ -116,6 +116,9 @@ impl SignerArgs {
                     explicit: self.identity_token.clone(),
                     audience: "sigstore".into(),
                 };
+                super::cosign_env::refuse_sigstore_root_file(
+                    self.sigstore.trusted_root.as_deref(),
+                )?;
                 let trust = self.sigstore.trust_root().await?;
                 let client = http.insert(sigstore_http()?);
                 let signer = KeylessSigner::obtain(
@@ -227,6 +230,9 @@ impl PolicyArgs {
         if self.key.is_some() && self.insecure_ignore_tlog && self.sigstore.trusted_root.is_none() {
             return Ok(TrustRoot::public_good());
         }
+        if self.key.is_none() {
+            super::cosign_env::refuse_sigstore_root_file(self.sigstore.trusted_root.as_deref())?;
+        }
         self.sigstore.trust_root().await
     }
 
@@ -300,6 +306,8 @@ impl PolicyArgs {
 /// signature logged in Rekor. With --recursive, the index and every manifest under it are
 /// signed, so each platform can be verified on its own. Signatures are added to those already
 /// there, never replacing them; the same payload signed by the same key is not added twice.
+/// COSIGN_REPOSITORY=HOST/REPO keeps the .sig tags in that repository instead, as cosign does
+/// (verify, attest and tree then need it set too).
 ///
 /// Examples:
 ///   wharf sign --key cosign.key --recursive ghcr.io/acme/app@sha256:...
@@ -348,6 +356,7 @@ pub struct SignArgs {
 /// has transparency-log evidence (unless --insecure-ignore-tlog), and names exactly that
 /// manifest's digest. Prints the verified payloads as JSON on standard output and the checks
 /// on standard error. No network access besides the registry: the bundle is checked offline.
+/// Signatures are read from COSIGN_REPOSITORY=HOST/REPO when set, as cosign does.
 ///
 /// Examples:
 ///   wharf verify --key cosign.pub --recursive ghcr.io/acme/app@sha256:...
@@ -383,8 +392,11 @@ pub struct VerifyArgs {
 ///
 /// Examples:
 ///   wharf attest --key cosign.key --type cyclonedx --predicate sbom.cdx.json \
+///     ghcr.io/acme/app@sha256:...
+///   wharf attest --key cosign.key --type cyclonedx --predicate sbom-arm64.cdx.json \
 ///     --platform linux/arm64 ghcr.io/acme/app@sha256:...
-///   wharf attest --type slsaprovenance1 --predicate provenance.json ghcr.io/acme/app@sha256:...
+///   wharf attest --type slsaprovenance1 --predicate provenance.json \
+///     ghcr.io/acme/app@sha256:...                       # keyless, in GitHub Actions
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct AttestArgs {
@@ -493,6 +505,7 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
     let image = ImageRef::parse(&args.image)?;
     let annotations = parse_annotations(&args.annotations)?;
     let stores = global.stores(CredentialTargets::image(&image))?;
+    super::cosign_env::note_signature_repository(&stores, &image, global.quiet);
     // The signer (a key to decrypt, or a certificate to obtain) is made while the registry is
     // read and the payloads are uploaded: neither waits for the other.
     let prepare = async {
@@ -604,6 +617,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
         .with_context(|| format!("predicate {}", args.predicate.display()))?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let stores = global.stores(CredentialTargets::image(&image))?;
+    super::cosign_env::note_signature_repository(&stores, &image, global.quiet);
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
     let (signer, tlog) = args.signer.signer(global.quiet).await?;

@@ -338,7 +338,12 @@ pub async fn mirror(
         // that is not one) stops here, with nothing written anywhere.
         check_blobs_present(src.as_ref(), &graph, request.jobs).await?;
     }
-    let dst = stores.open_for_write(&request.dest).await?;
+    // Signatures read from a separate repository (COSIGN_REPOSITORY) arrive beside the
+    // destination image, as `cosign copy` writes them: where a verifier finds them unconfigured.
+    let dst = stores
+        .with_attachments_beside_images()
+        .open_for_write(&request.dest)
+        .await?;
     let (source_tags, dest_tags) =
         futures_util::join!(tag_set(src.as_ref()), tag_set(dst.as_ref()));
     let mut tags: Vec<String> = request

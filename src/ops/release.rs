@@ -331,7 +331,7 @@ pub async fn release(
         )
         .await
         .with_context(|| format!("mirror to {}", m.destination))?;
-        let mirror_store = stores.open(&dest).await?;
+        let mirror_store = stores.with_attachments_beside_images().open(&dest).await?;
         verify_release(
             mirror_store.as_ref(),
             inputs,

@@ -9,6 +9,7 @@ pub mod body;
 pub mod credentials;
 pub mod layout;
 pub mod registry;
+pub mod signature_repository;
 mod stream;
 
 pub use layout::ListedImage;
@@ -240,13 +241,31 @@ impl BlobSource for BytesBlob {
 #[derive(Clone)]
 pub struct Stores {
     registries: Arc<registry::RegistryClient>,
+    /// Where registry images keep their `.sig`/`.att`/`.sbom` tags, when not beside them
+    /// (`COSIGN_REPOSITORY`).
+    signatures: Option<Repository>,
 }
 
 impl Stores {
     pub fn new(options: registry::RegistryOptions) -> Result<Stores> {
         Ok(Stores {
             registries: Arc::new(registry::RegistryClient::new(options)?),
+            signatures: signature_repository::from_env()?,
         })
+    }
+
+    /// These stores with attachments kept beside every image, whatever `COSIGN_REPOSITORY`
+    /// says: a mirror's destination gets them where any verifier finds them unconfigured.
+    pub fn with_attachments_beside_images(&self) -> Stores {
+        Stores {
+            signatures: None,
+            ..self.clone()
+        }
+    }
+
+    /// The separate repository of tag-scheme attachments, if one is set.
+    pub fn signature_repository(&self) -> Option<&Repository> {
+        self.signatures.as_ref()
     }
 
     /// A store for reading an existing repository, layout or archive (an archive is read
@@ -277,10 +296,24 @@ impl Stores {
             } else {
                 layout::LayoutStore::open_archive(file).await?
             }),
-            Repository::Registry { .. } => Arc::new(registry::RemoteRepository::new(
-                self.registries.clone(),
-                repository.clone(),
-            )),
+            Repository::Registry { .. } => {
+                let image = Arc::new(registry::RemoteRepository::new(
+                    self.registries.clone(),
+                    repository.clone(),
+                ));
+                match &self.signatures {
+                    Some(signatures) if signatures != repository => {
+                        Arc::new(signature_repository::SplitStore::new(
+                            image,
+                            Arc::new(registry::RemoteRepository::new(
+                                self.registries.clone(),
+                                signatures.clone(),
+                            )),
+                        ))
+                    }
+                    _ => image,
+                }
+            }
         })
     }
 }

@@ -52,7 +52,7 @@ pub fn tempdir() -> TempDir {
 
 /// Host environment variables that would change wharf's behaviour; [`wharf`] removes them
 /// so a developer's shell or a CI runner cannot leak into a test.
-const HOST_ENV_REMOVED: &[&str] = &[
+pub const HOST_ENV_REMOVED: &[&str] = &[
     "GITHUB_OUTPUT",
     "GITHUB_STEP_SUMMARY",
     "GITHUB_ACTIONS",
@@ -60,6 +60,7 @@ const HOST_ENV_REMOVED: &[&str] = &[
     "REGISTRY_AUTH_FILE",
     "WHARF_PASSWORD",
     "COSIGN_PASSWORD",
+    "COSIGN_REPOSITORY",
     "WHARF_TRUSTED_ROOT",
     "WHARF_TUF_ROOT",
 ];
@@ -91,6 +92,7 @@ pub const HOST_TOOL_ENV: &[&str] = &[
     "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
     "SIGSTORE_REKOR_PUBLIC_KEY",
     "COSIGN_PASSWORD",
+    "COSIGN_REPOSITORY",
     "WHARF_OUTPUT",
     "WHARF_EXAMPLE_OUT",
     "WHARF_TRUSTED_ROOT",
