@@ -10,6 +10,8 @@ pub mod cosign;
 pub mod files;
 pub mod oci;
 pub mod ops;
+pub mod release;
+pub mod report;
 pub mod sbom;
 pub mod sign;
 pub mod sigstore;

@@ -664,6 +664,36 @@ fn rerun_is_idempotent() {
     );
 }
 
+/// The release decrypts its key once, so it asks for the password once: here the password
+/// comes on a pipe (no terminal, nothing in the environment) through the password file
+/// `/dev/stdin`, which holds it for one read only. A second ask would read nothing and fail
+/// as a wrong password; the release succeeding counts exactly one.
+#[test]
+fn release_asks_for_the_key_password_once() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
+    let layout = example_layout(&tmp.path().join("layout"));
+    let config = Config::key(&format!("{}:v1", layout.display()), &reg.repo("app"), &key)
+        .insecure(&[&reg])
+        .write(&tmp.path().join("wharf.toml"));
+    let mut cmd = wharf_clean();
+    cmd.args(["release", "--config"]).arg(&config).args([
+        "--set",
+        "signing.password_file=/dev/stdin",
+        "--output",
+        "json",
+    ]);
+    let out = run_with_stdin(&mut cmd, &format!("{PASSWORD}\n"));
+    assert!(
+        out.status.success(),
+        "the release asked for the password more than once:\n{}",
+        stderr_of(&out)
+    );
+    let report = Report::of(parse_json(&out));
+    assert_release_state(&reg, "app", &report, &["v1", "latest"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. Tags come last
 // ---------------------------------------------------------------------------------------

@@ -171,8 +171,8 @@ fn write_bundle(path: &Path, bundle: &SigstoreBundle) -> Result<()> {
 pub async fn run_sign_blob(args: &SignBlobArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let common = &args.common;
     common.compat.check()?;
-    let (signer, tlog) = common.signer.signer(global.quiet).await?;
-    let bundle = sign_blob(&common.file, signer.as_ref(), tlog.as_ref()).await?;
+    let signing = common.signer.signer(global.quiet).await?;
+    let bundle = sign_blob(&common.file, signing.signer.as_ref(), signing.tlog.as_ref()).await?;
     write_bundle(&common.bundle, &bundle)?;
     if let Some(path) = &args.output_signature {
         let signature = &bundle
@@ -183,7 +183,7 @@ pub async fn run_sign_blob(args: &SignBlobArgs, global: &GlobalArgs) -> Result<E
         write_atomically(path, signature.as_bytes())?;
     }
     if let Some(path) = &args.output_certificate {
-        let Some(pem) = signer.certificate_pem() else {
+        let Some(pem) = signing.signer.certificate_pem() else {
             bail!("--output-certificate: signing with a key yields no certificate");
         };
         write_atomically(path, pem.as_bytes())?;
@@ -198,13 +198,13 @@ pub async fn run_attest_blob(args: &AttestBlobArgs, global: &GlobalArgs) -> Resu
     let predicate = read_bounded(&args.predicate, MAX_PREDICATE, "predicate")?;
     attestation::check_predicate(&predicate_type, &predicate)
         .with_context(|| format!("predicate {}", args.predicate.display()))?;
-    let (signer, tlog) = common.signer.signer(global.quiet).await?;
+    let signing = common.signer.signer(global.quiet).await?;
     let bundle = attest_blob(
         &common.file,
         &predicate_type,
         &predicate,
-        signer.as_ref(),
-        tlog.as_ref(),
+        signing.signer.as_ref(),
+        signing.tlog.as_ref(),
     )
     .await?;
     write_bundle(&common.bundle, &bundle)?;

@@ -11,6 +11,7 @@ mod mirror;
 mod provenance;
 mod push;
 mod release;
+mod report;
 mod sbom;
 mod sign;
 mod trust;

@@ -1,16 +1,15 @@
-//! `wharf trust update|show`, and the one place commands get their Sigstore trust root from:
-//! a `--trusted-root` file, else the TUF-refreshed cache (see `sigstore::tuf`).
+//! `wharf trust update|show`, and the TUF flags every command that needs the Sigstore trust
+//! root shares (where it comes from: `sigstore::trust_source`).
 
 use super::GlobalArgs;
 use crate::sigstore::trust::TrustRoot;
-use crate::sigstore::tuf::{
-    default_cache_home, Bounds, TrustMaterial, TufClient, TufRepository, TufStatus,
-};
+use crate::sigstore::trust_source::{read_small, TufSource};
+use crate::sigstore::tuf::{TufClient, TufStatus};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Where the Sigstore trust root is refreshed from.
@@ -29,50 +28,16 @@ pub struct TufArgs {
 }
 
 impl TufArgs {
+    pub fn source(&self) -> TufSource {
+        TufSource {
+            url: self.tuf_url.clone(),
+            root: self.tuf_root.clone(),
+        }
+    }
+
     pub fn client(&self) -> Result<TufClient> {
-        let initial_root = self
-            .tuf_root
-            .as_ref()
-            .map(|path| {
-                read_small(path, 1024 * 1024)
-                    .with_context(|| format!("cannot read the TUF root {}", path.display()))
-            })
-            .transpose()?;
-        let repo = TufRepository::new(self.tuf_url.as_deref(), initial_root)?;
-        TufClient::new(repo, &default_cache_home()?, Bounds::default())
+        self.source().client()
     }
-
-    /// The current trusted root through TUF: the fresh cache, else a refresh, else a
-    /// fallback announced by one warning line on stderr.
-    pub async fn current(&self) -> Result<TrustMaterial> {
-        let material = self.client()?.current().await?;
-        if let Some(warning) = &material.warning {
-            eprintln!("wharf: warning: {warning}");
-        }
-        Ok(material)
-    }
-}
-
-/// The Sigstore trust root for a command: `trusted_root` when given (TUF is not used), else
-/// the current one through TUF.
-pub async fn trust_root(trusted_root: Option<&Path>, tuf: &TufArgs) -> Result<TrustRoot> {
-    match trusted_root {
-        Some(path) => TrustRoot::load(path),
-        None => {
-            let material = tuf.current().await?;
-            TrustRoot::from_json(&material.trusted_root).context("the Sigstore trusted root")
-        }
-    }
-}
-
-fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    anyhow::ensure!(bytes.len() as u64 <= limit, "larger than {limit} bytes");
-    Ok(bytes)
 }
 
 /// Show or refresh the Sigstore trust root (Fulcio CAs, Rekor and CT log keys).

@@ -5,25 +5,24 @@ use super::attach::{
     read_tag_layers, upload_layer, write_layer, Attached, Attacher, Matcher, TagLayers,
 };
 use super::bundles::{find_bundles, sign_as_bundle, BundleFormat};
-use super::graph::read_graph;
-use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
+use super::graph::{read_graph, targets};
+use super::sign::{certificate_annotations, existing_layers};
 use super::verify::{
     describe, layer_annotations, require_targets, skipped_note, Policy, VerifyRequest,
-    MAX_CANDIDATES,
 };
 use crate::cosign::attestation::{
     self, Envelope, DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
 };
 use crate::cosign::sigmanifest;
 use crate::oci::{Descriptor, Digest, Manifest, Platform};
-use crate::sign::{verify_signature, Signer};
+use crate::sign::{verify_signature, Signer, Tlog};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::attach::nothing;
 use crate::store::{read_small_blob, ManifestRef, Store};
 use crate::verify::{
     verify_attestation_layer, verify_manifest_bundle, Context as VerifyContext, Rejection,
-    RejectionKind, Rejections, VerifiedStatement,
+    RejectionKind, Rejections, VerifiedStatement, MAX_CANDIDATES,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;

@@ -2,11 +2,10 @@
 //! against one (`verify-blob`, `verify-blob-attestation`). The I/O around the engine: files
 //! are hashed as streams, bundles read with a size limit, outputs written atomically.
 
-use super::sign::Tlog;
 use super::verify::checks_performed;
 use crate::cosign::attestation::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::oci::Digest;
-use crate::sign::Signer;
+use crate::sign::{Signer, Tlog};
 use crate::sigstore::bundle::SigstoreBundle;
 use crate::sigstore::cert::SigningCert;
 use crate::sigstore::rekor;

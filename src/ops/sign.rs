@@ -6,18 +6,18 @@ use super::attach::{
     TagLayers,
 };
 use super::bundles::{sign_as_bundle, BundleFormat};
-use super::graph::manifest_digests;
+use super::graph::targets;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{self, SIGNATURE_ANNOTATION};
 use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Platform};
-use crate::sign::{verify_signature, Signer};
+use crate::sign::{verify_signature, Signer, Tlog};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::attach::nothing;
-use crate::store::{ManifestRef, Store};
+use crate::store::Store;
 use crate::ui::Progress;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
@@ -25,18 +25,6 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Where signatures are logged (Rekor), when they are.
-pub struct Tlog {
-    pub http: reqwest::Client,
-    pub rekor_url: String,
-}
-
-impl Tlog {
-    pub async fn log(&self, entry: &serde_json::Value) -> Result<rekor::LogEntry> {
-        rekor::upload(&self.http, &self.rekor_url, entry).await
-    }
-}
 
 /// The certificate and chain annotations a keyless signer's layers carry (none for a key).
 pub(crate) fn certificate_annotations(signer: &dyn Signer) -> Annotations {
@@ -77,23 +65,6 @@ pub struct SignedManifest {
 pub struct SignReport {
     pub repository: String,
     pub signed: Vec<SignedManifest>,
-}
-
-/// The manifests to sign: the image itself and, when recursive, everything under it.
-pub async fn targets(
-    store: &dyn Store,
-    digest: &Digest,
-    recursive: bool,
-    jobs: usize,
-) -> Result<Vec<(Digest, Option<Platform>)>> {
-    let root = store
-        .resolve(ManifestRef::Digest(digest))
-        .await?
-        .ok_or_else(|| anyhow!("manifest {digest} not found in {}", store.repository()))?;
-    if !recursive {
-        return Ok(vec![(root.digest, None)]);
-    }
-    manifest_digests(store, &root, jobs).await
 }
 
 pub async fn sign(

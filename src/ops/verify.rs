@@ -9,7 +9,7 @@
 
 use super::attach::{read_tag_layers, TagLayers};
 use super::bundles::{find_bundles, BundleFormat};
-use super::sign::targets;
+use super::graph::targets;
 use crate::cosign::sigmanifest::{
     self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
 };
@@ -19,17 +19,13 @@ use crate::sigstore::trust::TrustRoot;
 use crate::store::{integrity_error, read_small_blob, Store};
 use crate::verify::{
     verify_manifest_bundle, verify_signature_layer, Context, LayerAnnotations, Rejection,
-    RejectionKind, Rejections,
+    RejectionKind, Rejections, MAX_CANDIDATES,
 };
 use anyhow::{anyhow, bail, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 pub use crate::verify::Policy;
-
-/// How many candidates (bundle referrers, tag-scheme layers) are examined per manifest and
-/// scheme: verification must not cost in proportion to what a registry chooses to list.
-pub const MAX_CANDIDATES: usize = 64;
 
 pub struct VerifyRequest {
     pub digest: Digest,

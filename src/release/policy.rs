@@ -19,14 +19,15 @@
 //! Both get `NAME:*` and `NAME@*` for each spelling of each repository: only that repository's
 //! tags and digests, never a sibling (`app-frontend`, `application/x`).
 
-use super::bundles::BundleFormat;
-use super::release_config::{IdentityMatch, ReleaseConfig, SbomSource};
+use super::config::{ReleaseConfig, SbomSource};
+use crate::cosign::attestation::SLSA_PROVENANCE_V1;
 use crate::oci::reference::{ImageRef, Repository};
+use crate::ops::bundles::BundleFormat;
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
+use crate::verify::IdentityMatch;
 use crate::yaml::{self, Yaml};
 use anyhow::{bail, Result};
 
-const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 /// `subjectRegExp`/`issuerRegExp` and keyless `type: SigstoreBundle` came in Kyverno 1.13.
 const KYVERNO_MIN: &str = "1.13.0";
 /// Key-signed Sigstore bundles are verified from Kyverno 1.19 on.

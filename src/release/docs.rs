@@ -1,10 +1,11 @@
 //! The users' verification guide (`docs/verifying.md`): what a release promises and the
 //! commands that check it, generated from the release config so it never drifts from what
 //! `wharf release` does. Pure: config in, Markdown out. (The admission policies are in
-//! [`super::release_policy`].)
+//! [`super::policy`].)
 
-use super::bundles::BundleFormat;
-use super::release_config::{shell_word, IdentityMatch, ReleaseConfig, SbomSource};
+use super::config::{shell_word, ReleaseConfig, SbomSource};
+use crate::ops::bundles::BundleFormat;
+use crate::verify::IdentityMatch;
 use anyhow::{bail, Result};
 use std::fmt::Write;
 
