@@ -3,6 +3,7 @@
 
 use super::GlobalArgs;
 use crate::files;
+use crate::report::Document;
 use crate::sign::keyref::{KeyRef, PasswordSource};
 use crate::sign::keys;
 use anyhow::{bail, Result};
@@ -92,7 +93,10 @@ pub fn run(args: &KeyArgs, global: &GlobalArgs) -> Result<ExitCode> {
         KeyCommand::Fingerprint(a) => {
             let key = KeyRef::new(&a.key).load_public(&a.password.source())?;
             let fp = keys::fingerprint(&key);
-            global.print(&serde_json::json!({ "sha256": fp }), || format!("{fp}\n"))?;
+            global.emit(&Document {
+                json: serde_json::json!({ "sha256": fp }),
+                text: format!("{fp}\n"),
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -133,17 +137,15 @@ pub fn generate(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
     private.commit(args.force)?;
     public_file.commit(args.force)?;
     let fp = keys::fingerprint(&secret.public_key());
-    global.print(
-        &serde_json::json!({
+    global.emit(&Document {
+        text: format!(
+            "Private key written to {}\nPublic key written to {}\nFingerprint (sha256): {fp}\n",
+            key_path.display(),
+            pub_path.display()
+        ),
+        json: serde_json::json!({
             "private_key": key_path, "public_key": pub_path, "sha256": fp,
         }),
-        || {
-            format!(
-                "Private key written to {}\nPublic key written to {}\nFingerprint (sha256): {fp}\n",
-                key_path.display(),
-                pub_path.display()
-            )
-        },
-    )?;
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `wharf release`.
+//! `wharf release`: its flags; the release itself is [`crate::release`].
 
 use super::trust::TufArgs;
 use super::{default_jobs, CredentialTargets, GlobalArgs};

@@ -3,7 +3,7 @@
 
 use super::key::PasswordArgs;
 use super::trust::TufArgs;
-use super::{default_signing_jobs, github, CredentialTargets, GlobalArgs};
+use super::{default_signing_jobs, CredentialTargets, GlobalArgs};
 use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
@@ -22,7 +22,6 @@ use crate::verify::{FullMatch, IdentityPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -462,10 +461,6 @@ async fn digest_of(store: &dyn Store, image: &ImageRef, allow_tag: bool) -> Resu
     Ok(resolved.digest)
 }
 
-fn platform_suffix(p: &Option<String>) -> String {
-    p.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
-}
-
 pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
     let annotations = parse_annotations(&args.annotations)?;
@@ -488,7 +483,6 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
     };
     let ((store, request, staged), signing) =
         tokio::try_join!(prepare, args.signer.signer(global.quiet))?;
-    let digest = &request.digest;
     let report = sign_staged(
         store.as_ref(),
         signing.signer.as_ref(),
@@ -498,21 +492,7 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
         &global.progress(),
     )
     .await?;
-    github::set_outputs(&[("signed-digest".into(), digest.to_string())])?;
-    global.print(&report, || {
-        let mut s = String::new();
-        for m in &report.signed {
-            let verb = if m.added { "signed" } else { "already signed" };
-            let _ = writeln!(
-                s,
-                "{verb} {}@{}{}",
-                report.repository,
-                m.digest,
-                platform_suffix(&m.platform)
-            );
-        }
-        s
-    })?;
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -541,34 +521,7 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
     let report = verify(store.as_ref(), &policy, &request).await?;
-    match global.output {
-        super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        super::OutputFormat::Text => {
-            if !global.quiet {
-                eprintln!(
-                    "Verification for {}@{} --",
-                    report.repository, request.digest
-                );
-                eprintln!("The following checks were performed on each of these signatures:");
-                for c in &report.checks {
-                    eprintln!("  - {c}");
-                }
-                for m in &report.verified {
-                    eprintln!("  verified {}{}", m.digest, platform_suffix(&m.platform));
-                    if m.candidates_not_examined > 0 {
-                        eprintln!(
-                            "    ({} more candidate(s) were not examined)",
-                            m.candidates_not_examined
-                        );
-                    }
-                }
-            }
-            // Like cosign: the verified payloads, as a JSON array, on standard output.
-            let payloads: Vec<&serde_json::Value> =
-                report.verified.iter().flat_map(|m| &m.payloads).collect();
-            println!("{}", serde_json::to_string(&payloads)?);
-        }
-    }
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -599,20 +552,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
         &request,
     )
     .await?;
-    global.print(&report, || {
-        format!(
-            "{} {} attestation on {}@{}{}\n",
-            if report.added {
-                "added"
-            } else {
-                "already present:"
-            },
-            report.predicate_type,
-            report.repository,
-            report.digest,
-            platform_suffix(&report.platform)
-        )
-    })?;
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -641,25 +581,6 @@ pub async fn run_verify_attestation(
             .ok_or_else(|| anyhow!("no verified predicate to write"))?;
         crate::files::write_output(path, predicate.as_bytes())?;
     }
-    match global.output {
-        super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        super::OutputFormat::Text => {
-            if !global.quiet {
-                for v in &report.verified {
-                    eprintln!(
-                        "verified {} attestation(s) on {}{}",
-                        v.statements.len(),
-                        v.digest,
-                        platform_suffix(&v.platform)
-                    );
-                }
-            }
-            for v in &report.verified {
-                for s in &v.statements {
-                    println!("{}", serde_json::to_string(s)?);
-                }
-            }
-        }
-    }
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }

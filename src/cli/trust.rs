@@ -2,6 +2,7 @@
 //! root shares (where it comes from: `sigstore::trust_source`).
 
 use super::GlobalArgs;
+use crate::report::Report;
 use crate::sigstore::trust::TrustRoot;
 use crate::sigstore::trust_source::{read_small, TufSource};
 use crate::sigstore::tuf::{TufClient, TufStatus};
@@ -79,14 +80,23 @@ pub async fn run(args: &TrustArgs, global: &GlobalArgs) -> Result<ExitCode> {
 
 async fn update(tuf: &TufArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let status = tuf.client()?.update().await?;
-    global.print(&status, || {
+    global.emit(&Updated(&status))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `wharf trust update` reports: the refreshed cache's status.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Updated<'a>(&'a TufStatus);
+
+impl Report for Updated<'_> {
+    fn text(&self) -> String {
         format!(
             "updated the Sigstore trust root from {}\n{}",
-            status.repository,
-            describe(&status)
+            self.0.repository,
+            describe(self.0)
         )
-    })?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// Where the trust root comes from, as `wharf trust show --output json` prints it.
@@ -104,38 +114,14 @@ struct ShowReport {
     repository: Option<String>,
 }
 
-fn show(args: &ShowArgs, global: &GlobalArgs) -> Result<ExitCode> {
-    if let Some(path) = &args.trusted_root {
-        let bytes = read_small(path, 16 * 1024 * 1024)
-            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
-        TrustRoot::from_json(&bytes).with_context(|| format!("trusted root {}", path.display()))?;
-        let report = ShowReport {
-            source: "file",
-            file: Some(path.clone()),
-            trusted_root_sha256: Some(hex::encode(Sha256::digest(&bytes))),
-            tuf: None,
-            repository: None,
-        };
-        global.print(&report, || {
-            format!(
+impl Report for ShowReport {
+    fn text(&self) -> String {
+        match (&self.file, &self.tuf, &self.repository) {
+            (Some(path), _, _) => format!(
                 "trusted root: {} (--trusted-root; TUF is not used)\n",
                 path.display()
-            )
-        })?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let client = args.tuf.client()?;
-    let url = client.repository().url().to_string();
-    match client.status()? {
-        Some(status) => {
-            let report = ShowReport {
-                source: "tuf-cache",
-                file: None,
-                trusted_root_sha256: Some(status.trusted_root_sha256.clone()),
-                tuf: Some(status.clone()),
-                repository: Some(url),
-            };
-            global.print(&report, || {
+            ),
+            (None, Some(status), _) => {
                 let next = if status.fresh {
                     "fresh: used without asking the repository until it expires"
                 } else {
@@ -144,26 +130,51 @@ fn show(args: &ShowArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 format!(
                     "trusted root: TUF repository {}\n{}  {next}\n",
                     status.repository,
-                    describe(&status)
+                    describe(status)
                 )
-            })?;
+            }
+            (None, None, url) => format!(
+                "trusted root: nothing cached yet for the TUF repository {}\n  \
+                 the next command that needs it fetches it (`wharf trust update` does it now)\n",
+                url.as_deref().unwrap_or_default()
+            ),
         }
-        None => {
-            let report = ShowReport {
+    }
+}
+
+fn show(args: &ShowArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let report = if let Some(path) = &args.trusted_root {
+        let bytes = read_small(path, 16 * 1024 * 1024)
+            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
+        TrustRoot::from_json(&bytes).with_context(|| format!("trusted root {}", path.display()))?;
+        ShowReport {
+            source: "file",
+            file: Some(path.clone()),
+            trusted_root_sha256: Some(hex::encode(Sha256::digest(&bytes))),
+            tuf: None,
+            repository: None,
+        }
+    } else {
+        let client = args.tuf.client()?;
+        let url = client.repository().url().to_string();
+        match client.status()? {
+            Some(status) => ShowReport {
+                source: "tuf-cache",
+                file: None,
+                trusted_root_sha256: Some(status.trusted_root_sha256.clone()),
+                tuf: Some(status),
+                repository: Some(url),
+            },
+            None => ShowReport {
                 source: "not-cached",
                 file: None,
                 trusted_root_sha256: None,
                 tuf: None,
-                repository: Some(url.clone()),
-            };
-            global.print(&report, || {
-                format!(
-                    "trusted root: nothing cached yet for the TUF repository {url}\n  \
-                     the next command that needs it fetches it (`wharf trust update` does it now)\n"
-                )
-            })?;
+                repository: Some(url),
+            },
         }
-    }
+    };
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,6 +15,7 @@ use crate::cosign::attestation::{
 };
 use crate::cosign::sigmanifest;
 use crate::oci::{Descriptor, Digest, Manifest, Platform};
+use crate::report::{platform_suffix, Report};
 use crate::sign::{verify_signature, Signer, Tlog};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
@@ -28,6 +29,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
+use std::fmt::Write;
 use std::sync::Arc;
 
 pub struct AttestRequest {
@@ -51,6 +53,23 @@ pub struct AttestReport {
     pub predicate_type: String,
     pub attestation_tag: String,
     pub added: bool,
+}
+
+impl Report for AttestReport {
+    fn text(&self) -> String {
+        format!(
+            "{} {} attestation on {}@{}{}\n",
+            if self.added {
+                "added"
+            } else {
+                "already present:"
+            },
+            self.predicate_type,
+            self.repository,
+            self.digest,
+            platform_suffix(&self.platform)
+        )
+    }
 }
 
 /// The manifest `platform` names under `digest` (an index), or `digest` itself.
@@ -241,6 +260,31 @@ pub struct VerifyAttestationReport {
     #[serde(rename = "predicateType")]
     pub predicate_type: Option<String>,
     pub verified: Vec<VerifiedAttestations>,
+}
+
+impl Report for VerifyAttestationReport {
+    fn notes(&self) -> String {
+        let mut s = String::new();
+        for v in &self.verified {
+            let _ = writeln!(
+                s,
+                "verified {} attestation(s) on {}{}",
+                v.statements.len(),
+                v.digest,
+                platform_suffix(&v.platform)
+            );
+        }
+        s
+    }
+
+    /// The verified in-toto statements, one JSON document a line.
+    fn result(&self) -> String {
+        let mut s = String::new();
+        for statement in self.verified.iter().flat_map(|v| &v.statements) {
+            let _ = writeln!(s, "{statement}");
+        }
+        s
+    }
 }
 
 pub async fn verify_attestations(

@@ -11,6 +11,7 @@ use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{self, SIGNATURE_ANNOTATION};
 use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Platform};
+use crate::report::{platform_suffix, Report};
 use crate::sign::{verify_signature, Signer, Tlog};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::Arc;
 
 /// The certificate and chain annotations a keyless signer's layers carry (none for a key).
@@ -65,6 +67,30 @@ pub struct SignedManifest {
 pub struct SignReport {
     pub repository: String,
     pub signed: Vec<SignedManifest>,
+    /// The digest asked for (the index, for a recursive signing).
+    #[serde(skip)]
+    pub digest: String,
+}
+
+impl Report for SignReport {
+    fn text(&self) -> String {
+        let mut s = String::new();
+        for m in &self.signed {
+            let verb = if m.added { "signed" } else { "already signed" };
+            let _ = writeln!(
+                s,
+                "{verb} {}@{}{}",
+                self.repository,
+                m.digest,
+                platform_suffix(&m.platform)
+            );
+        }
+        s
+    }
+
+    fn github_outputs(&self) -> Vec<(String, String)> {
+        vec![("signed-digest".into(), self.digest.clone())]
+    }
 }
 
 pub async fn sign(
@@ -175,6 +201,7 @@ pub async fn sign_staged(
     Ok(SignReport {
         repository: store.repository().to_string(),
         signed,
+        digest: request.digest.to_string(),
     })
 }
 
