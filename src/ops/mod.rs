@@ -1,5 +1,9 @@
-//! Operations, written against the [`crate::store::Store`] trait and (for signing) the signer
-//! trait, never against a concrete registry or layout.
+//! Operations: push, sign, attest, mirror, verify, tree and the blob verbs, each a request in
+//! and a report out ([`crate::report::Report`]), with what they share (the manifest graph,
+//! copying, referrers, bundles, attaching). They reach storage through
+//! [`crate::store::Store`] (and [`crate::store::Stores`], which opens one by reference), sign
+//! through [`crate::sign::Signer`], and leave the verdicts to [`crate::verify`]. Who must have
+//! signed is one value, [`policy::PolicySpec`].
 
 pub mod attach;
 pub mod attest;

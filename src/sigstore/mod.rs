@@ -1,6 +1,7 @@
-//! Sigstore: OIDC tokens, Fulcio certificates, Rekor transparency log entries, checkpoints and
-//! inclusion proofs, RFC 3161 timestamps, bundles and trust roots. The primitives; deciding
-//! whether a signature counts is the `verify` layer's job.
+//! Sigstore: OIDC tokens, Fulcio certificates and the claims they carry, Rekor transparency
+//! log entries, checkpoints and inclusion proofs, RFC 3161 timestamps, bundles, trust roots
+//! and where a command gets its trust root (a file or TUF). The primitives; deciding whether
+//! a signature counts is the `verify` layer's job.
 //!
 //! sigstore-rs 0.15 cannot sign against a custom Fulcio/Rekor, insists on an `email` claim
 //! (GitHub tokens have none) and skips SET and inclusion-proof checks when verifying, so wharf
