@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{cosign_key, openssl_key, wharf_key, Key};
-use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn};
+use common::standin::SigstoreStandIn;
 use common::*;
 use serde_json::{json, Value};
 
@@ -52,13 +52,6 @@ const ODD_CYCLONEDX: &str = "{\n\t\"specVersion\" :   \"1.6\",\n  \"bomFormat\":
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `cosign` pointed at `si`'s trust material.
-fn cosign_si(si: &SigstoreStandIn) -> Command {
-    let mut cmd = cosign_plain();
-    si.cosign_env(&mut cmd);
-    cmd
-}
 
 /// `wharf attest --allow-insecure-registry --key K --tlog-upload=false --type T --predicate P IMAGE`.
 fn wharf_attest_key(key: &Key, image: &str, kind: &str, predicate: &Path) -> Command {
@@ -88,7 +81,7 @@ fn wharf_verify_att_key(key: &Key, image: &str, kind: &str) -> Command {
 
 /// `cosign verify-attestation --key K.pub --insecure-ignore-tlog=true --type T IMAGE`.
 fn cosign_verify_att_key(key: &Key, image: &str, kind: &str) -> Command {
-    let mut cmd = cosign_plain();
+    let mut cmd = cosign();
     cmd.args(["verify-attestation", "--allow-insecure-registry"])
         .args(["--key", key.public(), "--insecure-ignore-tlog=true"])
         .args(["--type", kind, image]);
@@ -126,20 +119,13 @@ fn wharf_verify_att_octo(si: &SigstoreStandIn, image: &str, kind: &str) -> Comma
 
 /// `cosign verify-attestation` with the octo-org identity policy and `si`'s trust.
 fn cosign_verify_att_octo(si: &SigstoreStandIn, image: &str, kind: &str) -> Command {
-    let mut cmd = cosign_si(si);
+    let mut cmd = si.cosign();
     cmd.args(["verify-attestation", "--allow-insecure-registry"])
         .args(["--rekor-url", &si.rekor_url])
         .args(["--certificate-identity-regexp", OCTO_IDENTITY_REGEXP])
         .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
         .args(["--type", kind, image]);
     cmd
-}
-
-fn att_tag(digest: &str) -> String {
-    format!(
-        "sha256-{}.att",
-        digest.strip_prefix("sha256:").expect("sha256 digest")
-    )
 }
 
 /// The `.att` manifest of `digest` as JSON, or `None`.
@@ -273,10 +259,6 @@ fn provenance(dir: &Path) -> PathBuf {
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&fs::read(path).unwrap())
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -496,7 +478,7 @@ fn keyless_attestation_verifies_in_cosign_and_wharf() {
     );
     assert!(line.contains("wrong identity"), "{line}");
     run_fail(
-        cosign_si(&si)
+        si.cosign()
             .args([
                 "verify-attestation",
                 "--allow-insecure-registry",
@@ -576,7 +558,7 @@ fn key_attestation_logged_in_rekor_verifies_without_ignoring_the_tlog() {
 
     // cosign, with the stand-in's Rekor key.
     let out = run_ok(
-        cosign_si(&si)
+        si.cosign()
             .args([
                 "verify-attestation",
                 "--allow-insecure-registry",
@@ -618,7 +600,7 @@ fn cosign_key_attestation_verifies_in_wharf() {
 
     for digest in [&img.digest, &arm] {
         run_ok(
-            cosign_plain()
+            cosign()
                 .args([
                     "attest",
                     "-y",
@@ -664,7 +646,7 @@ fn cosign_keyless_attestation_verifies_in_wharf() {
     let sbom = cyclonedx(dir.path(), "sbom.cdx.json", "curl");
 
     run_ok(
-        cosign_si(&si)
+        si.cosign()
             .args(["attest", "-y", "--allow-insecure-registry"])
             .args(["--fulcio-url", &si.fulcio_url, "--rekor-url", &si.rekor_url])
             .args(["--identity-token", &si.token("")])
@@ -722,7 +704,7 @@ fn output_predicate_is_the_predicate_byte_for_byte() {
 
     // cosign download attestation | jq -r .payload | base64 -d | jq .predicate
     let out = run_ok(
-        cosign_plain()
+        cosign()
             .args(["download", "attestation", "--allow-insecure-registry"])
             .arg(img.index()),
     );

@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{openssl_key, Key};
-use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER, REQUEST_TOKEN};
+use common::standin::{SigstoreStandIn, GITHUB_ISSUER, REQUEST_TOKEN};
 use common::*;
 use serde_json::{json, Value};
 
@@ -37,13 +37,6 @@ const TWO: &[&str] = &["linux/amd64", "linux/arm64"];
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `cosign` pointed at `si`'s trust material.
-fn cosign(si: &SigstoreStandIn) -> Command {
-    let mut cmd = cosign_plain();
-    si.cosign_env(&mut cmd);
-    cmd
-}
 
 /// `wharf sign --allow-insecure-registry --fulcio-url … --rekor-url … --trusted-root …`,
 /// keyless, without a token yet (add `--identity-token` or the ambient variables).
@@ -85,7 +78,7 @@ fn wharf_verify_octo(si: &SigstoreStandIn, image: &str) -> Command {
 
 /// `cosign verify` with the octo-org identity policy.
 fn cosign_verify_octo(si: &SigstoreStandIn, image: &str) -> Command {
-    let mut cmd = cosign(si);
+    let mut cmd = si.cosign();
     cmd.args([
         "verify",
         "--allow-insecure-registry",
@@ -102,7 +95,7 @@ fn cosign_verify_octo(si: &SigstoreStandIn, image: &str) -> Command {
 
 /// `cosign sign` keyless against `si` with a fresh default token.
 fn cosign_sign_keyless(si: &SigstoreStandIn, image: &str) -> Command {
-    let mut cmd = cosign(si);
+    let mut cmd = si.cosign();
     cmd.args([
         "sign",
         "-y",
@@ -140,13 +133,6 @@ fn keyless_signed(seed: u64) -> Setup {
     let s = setup(seed);
     run_ok(wharf_sign_with_token(&s.si, &s.img.index()).arg("--recursive"));
     s
-}
-
-fn sig_tag(digest: &str) -> String {
-    format!(
-        "sha256-{}.sig",
-        digest.strip_prefix("sha256:").expect("sha256 digest")
-    )
 }
 
 /// The `.sig` manifest of `digest` as JSON.
@@ -268,10 +254,6 @@ fn san_of(pem: &str, dir: &Path) -> String {
             .arg(&path),
     );
     stdout_of(&out)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -659,7 +641,7 @@ fn key_signature_is_logged_and_verifies_without_ignoring_the_tlog() {
     // cosign, with the stand-in's Rekor key.
     for digest in img.all_digests() {
         run_ok(
-            cosign(&si)
+            si.cosign()
                 .args(["verify", "--allow-insecure-registry"])
                 .args(["--rekor-url", &si.rekor_url, "--key", s(&public)])
                 .arg(img.at(&digest)),

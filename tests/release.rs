@@ -41,26 +41,6 @@ const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 // Commands
 // ---------------------------------------------------------------------------------------
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn cosign() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    clean(&mut cmd);
-    cmd
-}
-
-fn parse_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\n--- stderr ---\n{}",
-            stdout_of(out),
-            stderr_of(out)
-        )
-    })
-}
-
 /// `wharf release --config CONFIG` with the key password, in `cwd` if given.
 fn release_cmd(config: &Path) -> Command {
     let mut cmd = wharf_clean();
@@ -198,18 +178,6 @@ impl Config {
 // ---------------------------------------------------------------------------------------
 // Reading what a registry holds
 // ---------------------------------------------------------------------------------------
-
-fn hex(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").expect("sha256 digest")
-}
-
-fn sig_tag(digest: &str) -> String {
-    format!("sha256-{}.sig", hex(digest))
-}
-
-fn att_tag(digest: &str) -> String {
-    format!("sha256-{}.att", hex(digest))
-}
 
 fn manifest_value(reg: &Registry, repo: &str, reference: &str) -> Option<Value> {
     reg.get_manifest(repo, reference)

@@ -26,13 +26,6 @@ const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// `cosign …` without the host's COSIGN_PASSWORD.
-fn cosign() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    cmd.env_remove("COSIGN_PASSWORD");
-    cmd
-}
-
 /// `wharf sign --key K --tlog-upload=false --allow-insecure-registry IMAGE` with the password.
 fn wharf_sign(key: &Key, image: &str) -> Command {
     let mut cmd = wharf();
@@ -169,13 +162,6 @@ fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64) ->
     };
     assert_eq!(pushed.children.len(), platforms.len());
     pushed
-}
-
-fn sig_tag(digest: &str) -> String {
-    format!(
-        "sha256-{}.sig",
-        digest.strip_prefix("sha256:").expect("sha256 digest")
-    )
 }
 
 /// The `.sig` manifest of `digest` as JSON, or `None`.

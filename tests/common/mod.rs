@@ -183,6 +183,59 @@ pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
     child.wait_with_output().expect("wait for the command")
 }
 
+/// `cosign`, [`clean`]ed (no host password, token or trust variables).
+pub fn cosign() -> Command {
+    let mut cmd = Command::new(require_tool("cosign"));
+    clean(&mut cmd);
+    cmd
+}
+
+/// A path as the UTF-8 word a command line takes.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// The repository the tests run from.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Standard output of a finished command as JSON; panics with both outputs unless it is.
+pub fn parse_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\n--- stderr ---\n{}",
+            stdout_of(out),
+            stderr_of(out)
+        )
+    })
+}
+
+/// Asserts a failed command printed exactly one non-empty stderr line, starting
+/// `wharf: error:`, and nothing on stdout; returns that line.
+pub fn single_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure");
+    let stderr = stderr_of(out);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one stderr line, got:\n{stderr}\n--- stdout ---\n{}",
+        stdout_of(out)
+    );
+    assert!(
+        lines[0].starts_with("wharf: error:"),
+        "stderr does not start with `wharf: error:`: {stderr}"
+    );
+    assert!(
+        stdout_of(out).trim().is_empty(),
+        "a failed command printed on stdout: {}",
+        stdout_of(out)
+    );
+    eprintln!("error line: {}", lines[0]);
+    lines[0].to_string()
+}
+
 /// The single `wharf: error:` line of a failed run; panics unless there is exactly one.
 pub fn error_line(out: &Output) -> String {
     assert!(
@@ -848,6 +901,14 @@ impl Registry {
         tags
     }
 
+    /// The referrers fallback index of `digest` in `repo` (which must exist), parsed.
+    pub fn fallback_index(&self, repo: &str, digest: &str) -> serde_json::Value {
+        let (bytes, _) = self
+            .get_manifest(repo, &fallback_tag(digest))
+            .unwrap_or_else(|| panic!("no fallback tag {} in {repo}", fallback_tag(digest)));
+        serde_json::from_slice(&bytes).expect("fallback index JSON")
+    }
+
     /// Whether blob `digest` is reachable through `repo` (HEAD 200 vs 404).
     pub fn blob_exists(&self, repo: &str, digest: &str) -> bool {
         let path = format!("/v2/{repo}/blobs/{digest}");
@@ -1127,6 +1188,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `sha256:<hex>` of `bytes`.
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// The hex of a `sha256:<hex>` digest.
+pub fn hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").expect("sha256 digest")
+}
+
+/// cosign's signature tag of `digest`: `sha256-<hex>.sig`.
+pub fn sig_tag(digest: &str) -> String {
+    format!("{}.sig", fallback_tag(digest))
+}
+
+/// cosign's attestation tag of `digest`: `sha256-<hex>.att`.
+pub fn att_tag(digest: &str) -> String {
+    format!("{}.att", fallback_tag(digest))
+}
+
+/// The OCI referrers fallback tag of `digest`: `sha256-<hex>`.
+pub fn fallback_tag(digest: &str) -> String {
+    format!("sha256-{}", hex(digest))
 }
 
 /// `LAYOUT/blobs/sha256/<hex>` for `sha256:<hex>`.
