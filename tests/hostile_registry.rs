@@ -9,8 +9,8 @@
 mod common;
 
 use common::fake_registry::{
-    basic_challenge, bearer_challenge, registry_error, tiny_manifest, tiny_manifest_response,
-    FakeRequest, FakeResponse, FakeServer, GIB,
+    basic_challenge, bearer_challenge, registry_error, tiny_image_answer, tiny_manifest,
+    tiny_manifest_response, FakeRequest, FakeResponse, FakeServer, GIB,
 };
 use common::hostile::{assert_refused, run_bounded, BoundedRun};
 use common::keys::openssl_key;
@@ -44,27 +44,12 @@ fn refused(cmd: &mut Command, needles: &[&str]) -> (BoundedRun, String) {
     (run, line)
 }
 
-/// What a plain registry serving one tiny image as `app:v1` answers.
-fn plain_answer(req: &FakeRequest) -> FakeResponse {
-    let path = req.path.split('?').next().unwrap_or_default();
-    let (_, digest) = tiny_manifest();
-    if path == "/v2/" {
-        FakeResponse::json(200, &serde_json::json!({}))
-    } else if path.ends_with("/manifests/v1") || path.ends_with(&format!("/manifests/{digest}")) {
-        tiny_manifest_response()
-    } else if path.ends_with("/tags/list") {
-        FakeResponse::json(200, &serde_json::json!({"name": "app", "tags": ["v1"]}))
-    } else {
-        registry_error(404, "NOT_FOUND", "no such thing")
-    }
-}
-
 /// A registry serving one tiny image as `app:v1`, with `answer` deciding first: requests it
 /// answers `None` for get the plain registry's answer.
 fn registry(
     answer: impl Fn(&FakeRequest) -> Option<FakeResponse> + Send + Sync + 'static,
 ) -> FakeServer {
-    FakeServer::start(move |req| answer(req).unwrap_or_else(|| plain_answer(req)))
+    FakeServer::start(move |req| answer(req).unwrap_or_else(|| tiny_image_answer(req)))
 }
 
 /// `HOST:PORT/app:v1` of `reg`.

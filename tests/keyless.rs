@@ -990,3 +990,59 @@ fn keyless_signature_does_not_satisfy_a_key_policy() {
     let line = verify_fails(wharf_verify_bare(&si, &img.index()).args(["--key", s(&public)]));
     assert!(line.contains("verifies under the key"), "{line}");
 }
+
+/// A trusted root that lists no CT log leaves a certificate's SCT uncheckable. Verification
+/// refuses that unless told `--insecure-ignore-sct`; signing does the same, before anything
+/// is asked of Fulcio or written, and signs knowingly with the flag (or cosign's name for it,
+/// `--insecure-skip-verify`).
+#[test]
+fn signing_against_a_trusted_root_without_ct_logs_needs_insecure_ignore_sct() {
+    let s = setup(41);
+    let no_ct = s.si.trusted_root_without_ct_logs();
+    let sign = |image: &str| {
+        let mut cmd = wharf_clean();
+        cmd.args(["sign", "--allow-insecure-registry"])
+            .args(["--fulcio-url", &s.si.fulcio_url])
+            .args(["--rekor-url", &s.si.rekor_url])
+            .args(["--trusted-root", no_ct.to_str().unwrap()])
+            .args(["--identity-token", &s.si.token("")])
+            .arg(image);
+        cmd
+    };
+    let index = s.img.index();
+
+    let line = error_line(&run_fail(&mut sign(&index)));
+    assert!(line.contains("no CT log"), "{line}");
+    assert!(line.contains("--insecure-ignore-sct"), "{line}");
+    assert!(
+        !s.si.log().contains("signingCert"),
+        "Fulcio was asked:\n{}",
+        s.si.log()
+    );
+    assert!(
+        s.reg.get_manifest("app", &sig_tag(&s.img.digest)).is_none(),
+        "a signature was written"
+    );
+
+    run_ok(sign(&index).arg("--insecure-ignore-sct"));
+    let child = s.img.at(s.img.child(0));
+    run_ok(sign(&child).arg("--insecure-skip-verify=true"));
+
+    // Verified under the same trust only when told to ignore the SCT.
+    for image in [&index, &child] {
+        let verify = || {
+            let mut cmd = wharf_clean();
+            cmd.args(["verify", "--allow-insecure-registry"])
+                .args(["--trusted-root", no_ct.to_str().unwrap()])
+                .args(["--certificate-identity-regexp", OCTO_IDENTITY_REGEXP])
+                .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
+                .arg(image);
+            cmd
+        };
+        let line = verify_fails(&mut verify());
+        assert!(line.contains("no CT log"), "{line}");
+        run_ok(verify().arg("--insecure-ignore-sct"));
+        // The certificates do carry an SCT: under the full trust root they verify as usual.
+        run_ok(&mut wharf_verify_octo(&s.si, image));
+    }
+}

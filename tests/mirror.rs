@@ -13,10 +13,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::proxy::{self, Action, Fault, Proxy, ProxyOptions};
+use common::proxy::{self, Action, Fault, Hook, Proxy, ProxyOptions};
 use common::*;
 use serde_json::{json, Value};
 
@@ -1365,4 +1367,108 @@ fn source_and_destination_credentials_differ_from_flags_env_or_an_auth_file() {
         line.contains(src.addr()) && line.contains("requires authentication"),
         "{line}"
     );
+}
+
+/// The empty `{}` config every Sigstore bundle referrer shares.
+const EMPTY_CONFIG: &str =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+/// Bundle referrers of several subjects share one config blob, and their copies run side by
+/// side. Distribution rewrites a repository's blob link in place (truncate, then write) each
+/// time the blob is uploaded, so a second upload of that config can make it unknown for a
+/// moment to a referrer manifest another copy is writing (MANIFEST_BLOB_UNKNOWN). A blob must
+/// count as present only once it is: the copies wait for the one upload in flight and nobody
+/// sends it again.
+///
+/// The proxy makes that moment as long as the config's upload (held 300 ms after distribution
+/// committed it): every manifest PUT naming the config while any upload of it is unanswered is
+/// refused as distribution may refuse it. The mirror succeeds only if no referrer manifest is
+/// written while its config is in flight, whatever the timing.
+#[test]
+fn bundle_referrers_sharing_a_config_are_mirrored_when_its_upload_is_slow() {
+    let a = Registry::start();
+    let b = Registry::start();
+    let tmp = tempdir();
+    let key = keys::openssl_key(tmp.path(), "release");
+    let image = push_to(
+        &a,
+        "app",
+        &["linux/amd64", "linux/arm64", "linux/s390x"],
+        131,
+    );
+    // A signature bundle on the index and each platform: four referrers, four subjects.
+    run_ok(
+        wharf()
+            .args(["sign", "--recursive", "--allow-insecure-registry"])
+            .args(["--key", key.private(), "--tlog-upload=false"])
+            .args(["--bundle-format", "bundle"])
+            .arg(image.index()),
+    );
+
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let policy: proxy::Policy = {
+        let in_flight = in_flight.clone();
+        Box::new(move |req| {
+            let committing = req.method == "PUT"
+                && req.path.contains("/blobs/uploads/")
+                && req.path.contains(&format!("digest={EMPTY_CONFIG}"));
+            if !committing {
+                return Action::Forward;
+            }
+            in_flight.fetch_add(1, Ordering::SeqCst);
+            let in_flight = in_flight.clone();
+            Action::Intercept {
+                hook: Hook::new(move || {
+                    thread::sleep(Duration::from_millis(300));
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                }),
+                delay: Duration::ZERO,
+                answer: None,
+            }
+        })
+    };
+    let refused = Arc::new(AtomicU64::new(0));
+    let rule: proxy::ManifestRule = {
+        let refused = refused.clone();
+        Box::new(move |_req, body| {
+            let names_config = String::from_utf8_lossy(body).contains(EMPTY_CONFIG);
+            if names_config && in_flight.load(Ordering::SeqCst) > 0 {
+                refused.fetch_add(1, Ordering::SeqCst);
+                return Some(Action::registry_error(
+                    400,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    "blob unknown to registry",
+                ));
+            }
+            None
+        })
+    };
+    let proxy = Proxy::start_with_manifest_rule(b.addr(), policy, rule);
+
+    let out = run_ok(&mut mirror_cmd(
+        &image.index(),
+        &proxy.repo("app"),
+        &["--output", "json"],
+    ));
+    let report = parse_json(&out);
+    assert_eq!(report["artifacts"]["referrers"], json!(4), "{report:#}");
+    assert_eq!(refused.load(Ordering::SeqCst), 0);
+    let commits = proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains(&format!("digest={EMPTY_CONFIG}")))
+        .count();
+    assert_eq!(commits, 1, "the shared config is sent once");
+    for digest in image.all_digests() {
+        run_ok(
+            wharf()
+                .args([
+                    "verify",
+                    "--allow-insecure-registry",
+                    "--insecure-ignore-tlog",
+                ])
+                .args(["--key", key.public()])
+                .arg(image.via(b.addr(), &digest)),
+        );
+    }
 }

@@ -133,6 +133,34 @@ impl Config {
         }
     }
 
+    /// Keyless against the stand-in `si`, trusting `trusted_root`, its default identity as
+    /// the policy; a generated SBOM per platform, tag `v1`.
+    fn keyless(
+        layout: &str,
+        repository: &str,
+        si: &SigstoreStandIn,
+        trusted_root: &Path,
+    ) -> Config {
+        Config {
+            layout: layout.to_string(),
+            repository: repository.to_string(),
+            tags: vec!["v1".into()],
+            signing: vec![
+                format!("fulcio_url = {}", q(&si.fulcio_url)),
+                format!("rekor_url = {}", q(&si.rekor_url)),
+                format!("trusted_root = {}", q(trusted_root.to_str().unwrap())),
+                format!("identity_token = {}", q(&si.token(""))),
+            ],
+            attestations: vec!["sbom = \"generate\"".into()],
+            verify: vec![
+                format!("certificate_identity = {}", q(&si.identity)),
+                format!("certificate_oidc_issuer = {}", q(&si.oidc_issuer)),
+            ],
+            mirrors: Vec::new(),
+            insecure: Vec::new(),
+        }
+    }
+
     fn mirror(mut self, destination: &str) -> Config {
         self.mirrors.push(destination.to_string());
         self
@@ -262,6 +290,17 @@ impl Report {
             steps,
             json,
         }
+    }
+
+    /// Asserts every step was done this run (verify says "verified").
+    fn assert_every_step_done(&self) {
+        assert!(
+            self.steps
+                .iter()
+                .all(|(step, s)| s == "done" || (step == "verify" && s == "verified")),
+            "{:?}",
+            self.steps
+        );
     }
 
     /// The index and every platform's manifest.
@@ -417,14 +456,7 @@ fn key_release_to_two_registries_verifies_in_cosign_on_both() {
             &format!("mirror {}", b.repo("app")),
         ]
     );
-    assert!(
-        report
-            .steps
-            .iter()
-            .all(|(step, s)| s == "done" || (step == "verify" && s == "verified")),
-        "{:?}",
-        report.steps
-    );
+    report.assert_every_step_done();
     for reg in [&a, &b] {
         let index = manifest_value(reg, "app", &report.digest).expect("index");
         let children: Vec<(String, String)> = index["manifests"]
@@ -477,36 +509,18 @@ fn keyless_release_verifies_in_cosign_on_primary_and_mirror() {
     let b = Registry::start();
     let tmp = tempdir();
     let layout = example_layout(&tmp.path().join("layout"));
-    let mut config = Config {
-        layout: format!("{}:v1", layout.display()),
-        repository: a.repo("app"),
-        tags: vec!["v1".into()],
-        signing: vec![
-            format!("fulcio_url = {}", q(&si.fulcio_url)),
-            format!("rekor_url = {}", q(&si.rekor_url)),
-            format!("trusted_root = {}", q(si.trusted_root.to_str().unwrap())),
-            format!("identity_token = {}", q(&si.token(""))),
-        ],
-        attestations: vec!["sbom = \"generate\"".into()],
-        verify: vec![
-            format!("certificate_identity = {}", q(&si.identity)),
-            format!("certificate_oidc_issuer = {}", q(&si.oidc_issuer)),
-        ],
-        mirrors: vec![b.repo("app")],
-        insecure: vec![],
-    };
-    config = config.insecure(&[&a, &b]);
-    let path = config.write(&tmp.path().join("wharf.toml"));
+    let path = Config::keyless(
+        &format!("{}:v1", layout.display()),
+        &a.repo("app"),
+        &si,
+        &si.trusted_root,
+    )
+    .mirror(&b.repo("app"))
+    .insecure(&[&a, &b])
+    .write(&tmp.path().join("wharf.toml"));
 
     let report = Report::of(release_json(&path, &[]));
-    assert!(
-        report
-            .steps
-            .iter()
-            .all(|(step, s)| s == "done" || (step == "verify" && s == "verified")),
-        "{:?}",
-        report.steps
-    );
+    report.assert_every_step_done();
     assert_eq!(report.platforms.len(), 2);
 
     let cosign_keyless = |args: &[&str]| {
@@ -1075,6 +1089,161 @@ fn both_formats_release_interrupted_between_formats_is_completed_on_rerun() {
         rerun.steps,
         rerun2.steps
     );
+}
+
+/// A release in both storage formats with the transparency log on logs each attestation's
+/// DSSE envelope twice: once for the `.att` layer, once for the bundle. P-256 signing is
+/// deterministic (RFC 6979), so the second is the same entry and Rekor answers 409 Conflict;
+/// wharf takes the existing entry, as cosign does. `keyless`: a Fulcio certificate (one per
+/// run) instead of a key.
+fn both_formats_release_with_tlog(keyless: bool) {
+    let si = SigstoreStandIn::start();
+    let a = Registry::start();
+    let tmp = tempdir();
+    let layout = example_layout(&tmp.path().join("layout"));
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
+    let layout_ref = format!("{}:v1", layout.display());
+    let mut config = Config::keyless(&layout_ref, &a.repo("app"), &si, &si.trusted_root);
+    if !keyless {
+        config.signing = vec![
+            format!("key = {}", q(key.private())),
+            format!("rekor_url = {}", q(&si.rekor_url)),
+            format!("trusted_root = {}", q(si.trusted_root.to_str().unwrap())),
+        ];
+        config.verify.clear();
+    }
+    config.signing.push("bundle_format = \"both\"".into());
+    let config = config.insecure(&[&a]).write(&tmp.path().join("wharf.toml"));
+
+    let report = Report::of(release_json(&config, &[]));
+    report.assert_every_step_done();
+    assert_eq!(release_tags(&a, "app"), ["v1"]);
+    for digest in report.all_digests() {
+        assert_eq!(layers(&a, "app", &sig_tag(&digest)).len(), 1, "{digest}");
+        assert_eq!(
+            bundles(&a, "app", &digest, "https://sigstore.dev/cosign/sign/v1"),
+            1,
+            "{digest}"
+        );
+    }
+    for (platform, digest) in &report.platforms {
+        let att = layers(&a, "app", &att_tag(digest));
+        assert_eq!(att.len(), 1, "{platform}: {att:#?}");
+        assert_eq!(bundles(&a, "app", digest, CYCLONEDX), 1, "{platform}");
+        // The `.att` layer and the bundle carry the one log entry of that envelope.
+        let legacy: Value = serde_json::from_str(
+            att[0]["annotations"]["dev.sigstore.cosign/bundle"]
+                .as_str()
+                .expect("the .att layer carries its log entry"),
+        )
+        .unwrap();
+        let index = manifest_value(&a, "app", &format!("sha256-{}", hex(digest))).unwrap();
+        let referrer = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["dev.sigstore.bundle.predicateType"] == CYCLONEDX)
+            .unwrap();
+        let manifest =
+            manifest_value(&a, "app", referrer["digest"].as_str().unwrap()).expect("referrer");
+        let bundle: Value = serde_json::from_slice(
+            &a.get_blob("app", manifest["layers"][0]["digest"].as_str().unwrap())
+                .expect("bundle blob"),
+        )
+        .unwrap();
+        let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+        assert_eq!(
+            entry["logIndex"].as_str(),
+            Some(legacy["Payload"]["logIndex"].to_string().as_str()),
+            "{platform}: the bundle and the .att layer name different log entries"
+        );
+        assert_eq!(
+            entry["canonicalizedBody"], legacy["Payload"]["body"],
+            "{platform}"
+        );
+    }
+
+    // Verified from outside too, with the log: every signature and attestation.
+    let policy: Vec<String> = if keyless {
+        vec![
+            "--certificate-identity".into(),
+            si.identity.clone(),
+            "--certificate-oidc-issuer".into(),
+            si.oidc_issuer.clone(),
+        ]
+    } else {
+        vec!["--key".into(), key.public().to_string()]
+    };
+    let image = format!("{}@{}", a.repo("app"), report.digest);
+    for verb in [
+        vec!["verify"],
+        vec!["verify-attestation", "--type", "cyclonedx"],
+    ] {
+        run_ok(
+            wharf_clean()
+                .args(&verb)
+                .args(["--recursive", "--allow-insecure-registry"])
+                .args(si.wharf_verify_args())
+                .args(&policy)
+                .arg(&image),
+        );
+    }
+}
+
+#[test]
+fn key_release_in_both_formats_with_tlog_logs_each_envelope_once_and_verifies() {
+    both_formats_release_with_tlog(false);
+}
+
+#[test]
+fn keyless_release_in_both_formats_with_tlog_logs_each_envelope_once_and_verifies() {
+    both_formats_release_with_tlog(true);
+}
+
+/// A keyless release against a private Sigstore whose trusted root lists no CT log: refused
+/// before anything is signed or written, unless `[verify] insecure_ignore_sct = true` says
+/// the releaser knows; then it signs, verifies, and prints verify commands that pass.
+#[test]
+fn keyless_release_without_ct_logs_needs_insecure_ignore_sct() {
+    let si = SigstoreStandIn::start();
+    let a = Registry::start();
+    let tmp = tempdir();
+    let layout = example_layout(&tmp.path().join("layout"));
+    let no_ct = si.trusted_root_without_ct_logs();
+    let config = Config::keyless(
+        &format!("{}:v1", layout.display()),
+        &a.repo("app"),
+        &si,
+        &no_ct,
+    )
+    .insecure(&[&a]);
+
+    let refused = config.write(&tmp.path().join("refused.toml"));
+    let line = error_line(&run_fail(&mut release_cmd(&refused)));
+    assert!(line.contains("no CT log"), "{line}");
+    assert!(line.contains("insecure_ignore_sct"), "{line}");
+    assert_eq!(catalog(&a), Vec::<String>::new(), "something was pushed");
+
+    let mut knowingly = config.clone();
+    knowingly.verify.push("insecure_ignore_sct = true".into());
+    let path = knowingly.write(&tmp.path().join("wharf.toml"));
+    let out = run_ok(&mut release_cmd(&path));
+    let stdout = stdout_of(&out);
+    let commands: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("verify with:"))
+        .map(str::trim)
+        .filter(|l| l.starts_with("wharf "))
+        .collect();
+    assert_eq!(commands.len(), 2, "{stdout}");
+    for command in commands {
+        assert!(command.contains(" --insecure-ignore-sct "), "{command}");
+        let argv = format!(
+            "{command} --allow-insecure-registry --trusted-root {}",
+            no_ct.display()
+        );
+        run_ok(wharf_clean().args(argv.split_whitespace().skip(1)));
+    }
 }
 
 /// Sigstore bundles referring to `digest` with this predicate type, through the referrers

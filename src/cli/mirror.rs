@@ -22,7 +22,8 @@ use std::process::ExitCode;
 /// each keeps its index.json entries. An archive destination is written whole once the
 /// mirror succeeds (under a temporary name, then renamed); one that exists is added to.
 /// Each registry gets its own credentials: DST's from --registry-username, SRC's from
-/// --source-registry-username, or either from --registry-auth-file or the Docker config.
+/// --source-registry-username, or either from --registry-auth-file, podman's auth.json or the
+/// Docker config.
 ///
 /// Examples:
 ///   wharf mirror ghcr.io/acme/app:v1.2.0 123456789.dkr.ecr.eu-west-1.amazonaws.com/app

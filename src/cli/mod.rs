@@ -39,9 +39,10 @@ use std::process::ExitCode;
 /// Images are named HOST[:PORT]/REPO[:TAG][@DIGEST] in a registry, oci:DIR[:REF][@DIGEST] for
 /// an OCI image layout directory, or oci-archive:FILE[:REF][@DIGEST] for one packed in a tar
 /// file (read by verify and tree, written by push and mirror). Registry credentials come from
-/// the Docker config (`docker login`), from --registry-auth-file (per host), or from
 /// --registry-username with --registry-password-stdin for the registry the command works on
-/// (mirror's SRC: --source-registry-username). Each registry gets only its own credentials.
+/// (mirror's SRC: --source-registry-username), from --registry-auth-file (per host), or from
+/// what `podman login` (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json) and
+/// `docker login` wrote, in that order. Each registry gets only its own credentials.
 #[derive(Parser, Debug)]
 #[command(
     name = "wharf",
@@ -110,8 +111,8 @@ pub struct GlobalArgs {
 
     /// Credentials per registry host: a JSON file in the Docker config's format
     /// ({"auths": {"HOST": {"username": ..., "password": ...}}}; `auth`, `identitytoken`,
-    /// `credHelpers` work too), consulted before the Docker config. For releases and mirrors
-    /// whose registries need different credentials.
+    /// `credHelpers` work too), consulted before podman's auth.json and the Docker config. For
+    /// releases and mirrors whose registries need different credentials.
     #[arg(
         long,
         global = true,
@@ -251,7 +252,7 @@ impl GlobalArgs {
             credentials: CredentialSource {
                 explicit,
                 auth_file: self.registry_auth_file.clone(),
-                docker_config: None,
+                ..CredentialSource::default()
             },
             retries: self.retries,
             ..RegistryOptions::default()

@@ -77,6 +77,13 @@ pub struct SignerArgs {
     #[arg(long, env = "WHARF_FULCIO_URL", default_value = crate::sigstore::PUBLIC_FULCIO_URL, value_name = "URL")]
     pub fulcio_url: String,
 
+    /// Keyless: sign with a certificate whose SCT (proof that Fulcio logged it in certificate
+    /// transparency) cannot be checked, because the trusted root lists no CT log (a private
+    /// Sigstore without one). Verifiers then need --insecure-ignore-sct too. cosign's name
+    /// for it, --insecure-skip-verify, is accepted.
+    #[arg(long, alias = "insecure-skip-verify", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    pub insecure_ignore_sct: bool,
+
     #[command(flatten)]
     pub sigstore: SigstoreArgs,
 
@@ -98,6 +105,7 @@ impl SignerArgs {
             None => SignerKind::Keyless {
                 identity_token: self.identity_token.clone(),
                 fulcio_url: self.fulcio_url.clone(),
+                ignore_sct: self.insecure_ignore_sct,
             },
         };
         Ok(SignerSpec {

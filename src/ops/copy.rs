@@ -12,9 +12,9 @@ use crate::ui::Progress;
 use anyhow::{anyhow, Context, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default, Serialize, Clone)]
 pub struct CopyStats {
@@ -73,6 +73,31 @@ pub async fn check_blobs_present(source: &dyn Store, graph: &Graph, jobs: usize)
     Ok(())
 }
 
+/// Blobs sent to one destination by the copies of one run (a mirror copies the image and
+/// every attachment side by side, and bundle referrers of different subjects share their
+/// config): each is sent once, and a copy that needs a blob another copy is sending waits
+/// until it has arrived. A blob counts as present only once it is: a manifest written while its
+/// blob is still on its way is refused (MANIFEST_BLOB_UNKNOWN), and so may be one written
+/// while the blob is sent again, since distribution rewrites the blob's repository link in
+/// place (truncate, then write) on every upload.
+#[derive(Default)]
+pub struct SentBlobs {
+    blobs: Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<()>>>>,
+}
+
+impl SentBlobs {
+    /// Set once `digest` has arrived; whoever initializes it sends it. When that copy fails
+    /// (or is dropped), the next one waiting sends it instead.
+    fn arrival(&self, digest: &Digest) -> Arc<tokio::sync::OnceCell<()>> {
+        self.blobs
+            .lock()
+            .expect("sent blobs")
+            .entry(digest.clone())
+            .or_default()
+            .clone()
+    }
+}
+
 /// Copies `graph` (read from `source`) into `dest`. Tags nothing.
 pub async fn copy_graph(
     source: &dyn Store,
@@ -81,22 +106,33 @@ pub async fn copy_graph(
     jobs: usize,
     progress: &Progress,
 ) -> Result<CopyStats> {
+    copy_graph_sharing(source, dest, graph, jobs, progress, &SentBlobs::default()).await
+}
+
+/// [`copy_graph`] beside other copies to the same destination that may need the same blobs
+/// (see [`SentBlobs`]).
+pub async fn copy_graph_sharing(
+    source: &dyn Store,
+    dest: &dyn Store,
+    graph: &Graph,
+    jobs: usize,
+    progress: &Progress,
+    sent: &SentBlobs,
+) -> Result<CopyStats> {
     let plan = Plan {
         write_root: true,
         root_absent: false,
-        claimed: None,
+        sent,
     };
     copy(source, dest, graph, jobs, progress, plan).await
 }
 
-/// [`copy_graph`] for a root that its caller writes under a tag (a `.sig`/`.att` manifest),
-/// after every such copy has finished: everything except the root itself, which the tag
-/// write stores anyway.
+/// [`copy_graph_sharing`] for a root that its caller writes under a tag (a `.sig`/`.att`
+/// manifest), after every such copy has finished: everything except the root itself, which
+/// the tag write stores anyway.
 ///
 /// `root_absent`: the caller knows the destination lacks the root (its tag is not there, and
 /// wharf only ever writes these roots under their tags), so it is not asked about.
-/// `claimed`: blobs another of these copies in the same run has taken on (their signature
-/// manifests share one config), sent once.
 pub async fn copy_graph_for_tag(
     source: &dyn Store,
     dest: &dyn Store,
@@ -104,12 +140,12 @@ pub async fn copy_graph_for_tag(
     jobs: usize,
     progress: &Progress,
     root_absent: bool,
-    claimed: &Mutex<HashSet<Digest>>,
+    sent: &SentBlobs,
 ) -> Result<CopyStats> {
     let plan = Plan {
         write_root: false,
         root_absent,
-        claimed: Some(claimed),
+        sent,
     };
     copy(source, dest, graph, jobs, progress, plan).await
 }
@@ -117,7 +153,7 @@ pub async fn copy_graph_for_tag(
 struct Plan<'a> {
     write_root: bool,
     root_absent: bool,
-    claimed: Option<&'a Mutex<HashSet<Digest>>>,
+    sent: &'a SentBlobs,
 }
 
 async fn copy(
@@ -151,10 +187,6 @@ async fn copy(
                 .any(|n| n.parsed.blobs().iter().any(|b| b.digest == blob.digest))
         })
         .filter(|(blob, _)| seen.insert(blob.digest.clone()))
-        .filter(|(blob, _)| {
-            plan.claimed
-                .is_none_or(|c| c.lock().expect("claimed blobs").insert(blob.digest.clone()))
-        })
         .collect();
     let total: u64 = blobs.iter().map(|(b, _)| b.size).sum();
     let overall = progress.bytes("blobs", total);
@@ -163,9 +195,20 @@ async fn copy(
         .map(|(blob, owner)| {
             let (overall, counters) = (&overall, &counters);
             async move {
-                copy_blob(source, dest, &blob, progress, overall, counters)
+                let sending = AtomicBool::new(false);
+                plan.sent
+                    .arrival(&blob.digest)
+                    .get_or_try_init(|| {
+                        sending.store(true, Ordering::Relaxed);
+                        copy_blob(source, dest, &blob, progress, overall, counters)
+                    })
                     .await
-                    .with_context(|| format!("copying blob {} of {owner}", blob.digest))
+                    .with_context(|| format!("copying blob {} of {owner}", blob.digest))?;
+                if !sending.load(Ordering::Relaxed) {
+                    // Sent by another copy of this run (and counted there).
+                    overall.inc(blob.size);
+                }
+                Ok::<_, anyhow::Error>(())
             }
         })
         .buffer_unordered(jobs)

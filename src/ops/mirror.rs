@@ -5,7 +5,9 @@
 //! before the tag or index that names it; the requested tags last. An interrupted mirror can be
 //! rerun: whatever already arrived is skipped after one HEAD.
 
-use super::copy::{check_blobs_present, copy_graph, copy_graph_for_tag, put_tag, CopyStats};
+use super::copy::{
+    check_blobs_present, copy_graph_for_tag, copy_graph_sharing, put_tag, CopyStats, SentBlobs,
+};
 use super::graph::{read_graph, read_graph_from, Graph};
 use super::referrers;
 use crate::oci::{Descriptor, Digest, ImageRef, Manifest, RawManifest};
@@ -104,8 +106,8 @@ struct Mirror<'a> {
     /// registry would not list them (a push-only credential): then every tag is looked up.
     source_tags: Option<HashSet<String>>,
     dest_tags: Option<HashSet<String>>,
-    /// Blobs of attachments already being sent (see [`copy_graph_for_tag`]).
-    claimed_blobs: Mutex<HashSet<Digest>>,
+    /// Blobs sent or being sent by the copies of this run (see [`SentBlobs`]).
+    sent_blobs: SentBlobs,
     jobs: usize,
     progress: &'a Progress,
     stats: Mutex<CopyStats>,
@@ -120,7 +122,15 @@ impl Mirror<'_> {
         if self.src.repository().is_layout() {
             check_blobs_present(self.src, graph, self.jobs).await?;
         }
-        let stats = copy_graph(self.src, self.dst, graph, self.jobs, self.progress).await?;
+        let stats = copy_graph_sharing(
+            self.src,
+            self.dst,
+            graph,
+            self.jobs,
+            self.progress,
+            &self.sent_blobs,
+        )
+        .await?;
         self.stats.lock().expect("stats").add(&stats);
         Ok(())
     }
@@ -138,7 +148,7 @@ impl Mirror<'_> {
             self.jobs,
             self.progress,
             root_absent,
-            &self.claimed_blobs,
+            &self.sent_blobs,
         )
         .await?;
         self.stats.lock().expect("stats").add(&stats);
@@ -339,7 +349,7 @@ pub async fn mirror(
         dst: dst.as_ref(),
         source_tags,
         dest_tags,
-        claimed_blobs: Mutex::default(),
+        sent_blobs: SentBlobs::default(),
         jobs: request.jobs.max(1),
         progress,
         stats: Mutex::default(),

@@ -111,6 +111,10 @@ pub struct Verify {
     /// Accept signatures without transparency-log evidence (only with tlog_upload = false).
     #[serde(default)]
     pub insecure_ignore_tlog: bool,
+    /// Keyless against a trusted root without CT logs (a private Sigstore): sign and verify
+    /// certificates whose SCT cannot be checked.
+    #[serde(default)]
+    pub insecure_ignore_sct: bool,
     /// Where users download the public key (key-signed releases), e.g. an https URL; the
     /// verification guide tells them to fetch it from there and check its fingerprint.
     pub key_url: Option<String>,
@@ -315,6 +319,8 @@ impl ReleaseConfig {
                     .clone()
                     .or_else(|| std::env::var("SIGSTORE_ID_TOKEN").ok()),
                 fulcio_url: s.fulcio_url.clone(),
+                // The same switch lets the release sign and verify without CT logs.
+                ignore_sct: self.verify.insecure_ignore_sct,
             },
         };
         SignerSpec {
@@ -360,7 +366,7 @@ impl ReleaseConfig {
                 github_claims,
             },
             ignore_tlog: v.insecure_ignore_tlog,
-            ignore_sct: false,
+            ignore_sct: v.insecure_ignore_sct,
         })
     }
 
@@ -516,15 +522,21 @@ impl ReleaseConfig {
                 ));
             }
         }
-        if v.insecure_ignore_tlog {
-            flags.push(
-                if cosign {
-                    "--insecure-ignore-tlog=true"
+        for (ignore, flag) in [
+            (v.insecure_ignore_tlog, "--insecure-ignore-tlog"),
+            // A key signature has no certificate, so no SCT to ignore.
+            (
+                v.insecure_ignore_sct && !self.key_based(),
+                "--insecure-ignore-sct",
+            ),
+        ] {
+            if ignore {
+                flags.push(if cosign {
+                    format!("{flag}=true")
                 } else {
-                    "--insecure-ignore-tlog"
-                }
-                .to_string(),
-            );
+                    flag.to_string()
+                });
+            }
         }
         flags
     }
@@ -586,6 +598,24 @@ key = "release.key"
         assert!(!c.signing.tlog_upload);
         assert!(c.verify.insecure_ignore_tlog);
         assert_eq!(c.repository, "oci:./x");
+    }
+
+    #[test]
+    fn ignoring_the_sct_reaches_the_keyless_verify_commands_only() {
+        let keyless = "layout = \"l\"\nrepository = \"r/a\"\n[verify]\ncertificate_identity = \"i\"\ncertificate_oidc_issuer = \"o\"\ninsecure_ignore_sct = true\n";
+        let c = ReleaseConfig::load(keyless, "w", &BTreeMap::new(), &[]).unwrap();
+        for (tool, cmd) in c.verify_commands("r/a@sha256:0") {
+            let flag = match tool {
+                "cosign" => "--insecure-ignore-sct=true",
+                _ => "--insecure-ignore-sct",
+            };
+            assert!(cmd.split(' ').any(|w| w == flag), "{cmd}");
+        }
+        let key = format!("{MINIMAL}[verify]\ninsecure_ignore_sct = true\n");
+        let c = ReleaseConfig::load(&key, "w", &BTreeMap::new(), &[]).unwrap();
+        for (_, cmd) in c.verify_commands("r/a@sha256:0") {
+            assert!(!cmd.contains("sct"), "{cmd}");
+        }
     }
 
     #[test]

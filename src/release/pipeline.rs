@@ -86,7 +86,7 @@ impl Pushed<'_> {
             digest: self.digest.clone(),
             recursive,
             ignore_tlog: self.inputs.config.verify.insecure_ignore_tlog,
-            ignore_sct: false,
+            ignore_sct: self.inputs.config.verify.insecure_ignore_sct,
             trust: self.inputs.trust.clone(),
             accept: self.inputs.config.signing.bundle_format,
             jobs: self.inputs.jobs,

@@ -19,12 +19,21 @@ pub struct KeylessSigner {
 impl KeylessSigner {
     /// Gets a token, makes a key, has Fulcio certify it, and checks the certificate chains to
     /// the trusted root with a valid SCT before anything is signed with it.
+    ///
+    /// A trusted root that lists no CT log leaves the SCT uncheckable: that is refused before
+    /// anything is asked of Fulcio, as verification refuses it, unless `ignore_sct`
+    /// (`--insecure-ignore-sct`) says the signer knows. `ignore_sct` with CT logs listed
+    /// changes nothing: a certificate whose SCT can be checked is.
     pub async fn obtain(
         http: &reqwest::Client,
         fulcio_url: &str,
         tokens: &TokenSource,
         trust: &TrustRoot,
+        ignore_sct: bool,
     ) -> Result<KeylessSigner> {
+        if trust.ct_keys.is_empty() && !ignore_sct {
+            bail!("the trusted root lists no CT log, so the SCT of the certificate from {fulcio_url} cannot be checked; pass --insecure-ignore-sct (release config: [verify] insecure_ignore_sct = true) to sign without that proof");
+        }
         let token = tokens.fetch(http).await?;
         let claims = decode_claims(&token)?;
         let key = KeySigner::new(keys::generate());

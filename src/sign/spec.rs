@@ -23,6 +23,9 @@ pub enum SignerKind {
         /// The token, or a file holding it; else GitHub Actions' own.
         identity_token: Option<String>,
         fulcio_url: String,
+        /// Sign even when the trusted root lists no CT log to check the certificate's SCT
+        /// against (`--insecure-ignore-sct`).
+        ignore_sct: bool,
     },
 }
 
@@ -77,6 +80,7 @@ impl SignerSpec {
             SignerKind::Keyless {
                 identity_token,
                 fulcio_url,
+                ignore_sct,
             } => {
                 let (Some(trust), Some(http)) = (trust, &http) else {
                     bail!("keyless signing needs the Sigstore trust root");
@@ -88,7 +92,8 @@ impl SignerSpec {
                     explicit: identity_token.clone(),
                     audience: "sigstore".into(),
                 };
-                let signer = KeylessSigner::obtain(http, fulcio_url, &tokens, trust).await?;
+                let signer =
+                    KeylessSigner::obtain(http, fulcio_url, &tokens, trust, *ignore_sct).await?;
                 let identity = signer.identity();
                 (Box::new(signer), Some(identity))
             }

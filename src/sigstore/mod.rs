@@ -46,13 +46,41 @@ pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
     service: &str,
     refusal: &str,
 ) -> anyhow::Result<T> {
+    let response = send(http.post(url).json(body), service).await?;
+    read_json(response, service, refusal).await
+}
+
+/// GETs `url` and returns the answer's JSON, decoded as `T` (see [`post_json`]).
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    service: &str,
+    refusal: &str,
+) -> anyhow::Result<T> {
+    let response = send(http.get(url), service).await?;
+    read_json(response, service, refusal).await
+}
+
+/// Sends a request to `service`.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    service: &str,
+) -> anyhow::Result<reqwest::Response> {
     use anyhow::Context;
-    let response = http
-        .post(url)
-        .json(body)
+    request
         .send()
         .await
-        .with_context(|| format!("cannot reach {service}"))?;
+        .with_context(|| format!("cannot reach {service}"))
+}
+
+/// The JSON of a 2xx answer of `service`, decoded as `T`, read up to [`ANSWER_LIMIT`];
+/// any other answer is an error saying `refusal` and quoting the start of its body.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    service: &str,
+    refusal: &str,
+) -> anyhow::Result<T> {
+    use anyhow::Context;
     let status = response.status();
     if !status.is_success() {
         let body = crate::store::body::read_prefix(response, ERROR_LIMIT).await;

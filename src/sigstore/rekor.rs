@@ -3,7 +3,7 @@
 
 use super::pubkey::HashAlg;
 use super::trust::LogKey;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -58,42 +58,83 @@ pub struct InclusionProof {
     pub checkpoint: Option<String>,
 }
 
+/// One entry as Rekor v1 answers it (`{uuid: entry}` maps hold these).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryAnswer {
+    body: String,
+    integrated_time: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+    log_index: i64,
+    verification: Verification,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Verification {
+    signed_entry_timestamp: String,
+    inclusion_proof: Option<InclusionProof>,
+}
+
 /// Logs an entry and returns the bundle proving it.
+///
+/// Logging an entry that is in the log already is answered 409 Conflict, with a `Location`
+/// naming the entry there. That happens whenever the same signature is logged twice: ECDSA
+/// signing is deterministic here (RFC 6979), so one envelope stored in two formats, or a rerun
+/// after a crash between logging and storing, asks again. As cosign does, the existing entry
+/// is fetched and returned, once it is shown to be the very entry asked for.
 pub async fn upload(
     http: &reqwest::Client,
     rekor_url: &str,
     entry: &serde_json::Value,
 ) -> Result<LogEntry> {
-    let url = format!("{}/api/v1/log/entries", rekor_url.trim_end_matches('/'));
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Entry {
-        body: String,
-        integrated_time: i64,
-        #[serde(rename = "logID")]
-        log_id: String,
-        log_index: i64,
-        verification: Verification,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Verification {
-        signed_entry_timestamp: String,
-        inclusion_proof: Option<InclusionProof>,
-    }
+    let base = rekor_url.trim_end_matches('/');
     let service = format!("Rekor at {rekor_url}");
-    let entries: BTreeMap<String, Entry> =
-        super::post_json(http, &url, entry, &service, "refused the entry").await?;
-    let entry = entries
+    let response = super::send(
+        http.post(format!("{base}/api/v1/log/entries")).json(entry),
+        &service,
+    )
+    .await?;
+    if response.status() == reqwest::StatusCode::CONFLICT {
+        let uuid = conflicting_uuid(response.headers()).ok_or_else(|| {
+            anyhow!("{service} holds an equivalent entry already (409 Conflict) but names none in its Location header")
+        })?;
+        let entries: BTreeMap<String, EntryAnswer> = super::get_json(
+            http,
+            &format!("{base}/api/v1/log/entries/{uuid}"),
+            &service,
+            &format!("did not return entry {uuid}, which it answered 409 Conflict for"),
+        )
+        .await?;
+        let existing = only_entry(entries, &service)?;
+        is_entry_asked_for(entry, &uuid, &existing.body).map_err(|why| {
+            anyhow!("{service} answered 409 Conflict naming entry {uuid}, which is not the entry wharf asked to log: {why}")
+        })?;
+        return Ok(log_entry(existing));
+    }
+    let entries: BTreeMap<String, EntryAnswer> =
+        super::read_json(response, &service, "refused the entry").await?;
+    Ok(log_entry(only_entry(entries, &service)?))
+}
+
+fn only_entry(entries: BTreeMap<String, EntryAnswer>, service: &str) -> Result<EntryAnswer> {
+    if entries.len() > 1 {
+        bail!("{service} returned {} entries for one", entries.len());
+    }
+    entries
         .into_values()
         .next()
-        .ok_or_else(|| anyhow!("Rekor at {rekor_url} returned no entry"))?;
+        .ok_or_else(|| anyhow!("{service} returned no entry"))
+}
+
+fn log_entry(entry: EntryAnswer) -> LogEntry {
     let body: serde_json::Value = B64
         .decode(&entry.body)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    Ok(LogEntry {
+    LogEntry {
         kind: body["kind"].as_str().unwrap_or_default().to_string(),
         version: body["apiVersion"].as_str().unwrap_or_default().to_string(),
         inclusion_proof: entry.verification.inclusion_proof,
@@ -106,7 +147,120 @@ pub async fn upload(
                 log_id: entry.log_id,
             },
         },
-    })
+    }
+}
+
+/// The entry UUID a 409 answer's `Location` names (`/api/v1/log/entries/UUID`, relative or
+/// absolute): 64 hex digits of leaf hash, optionally after 16 of tree ID. Only the UUID is
+/// taken; it is looked up on the Rekor the entry was sent to, wherever `Location` points.
+fn conflicting_uuid(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let path = location.split(['?', '#']).next()?;
+    let uuid = path.trim_end_matches('/').rsplit('/').next()?;
+    let is_hex = uuid.bytes().all(|b| b.is_ascii_hexdigit());
+    (is_hex && (uuid.len() == 64 || uuid.len() == 80)).then(|| uuid.to_ascii_lowercase())
+}
+
+/// Whether the entry Rekor holds under `uuid`, with this base64 `body`, is what `proposal`
+/// (an entry as wharf proposes them) becomes once Rekor canonicalizes it: the UUID is the
+/// leaf hash of that body (RFC 6962), and the body logs the same subject, signatures and
+/// verifiers. Compared by meaning, not bytes: Rekor re-encodes PEM its own way.
+fn is_entry_asked_for(proposal: &serde_json::Value, uuid: &str, body: &str) -> Result<(), String> {
+    let body = B64
+        .decode(body)
+        .map_err(|_| "its body is not base64".to_string())?;
+    let mut leaf = Sha256::new();
+    leaf.update([0u8]);
+    leaf.update(&body);
+    if !uuid.ends_with(&hex::encode(leaf.finalize())) {
+        return Err("its body does not hash to that UUID".into());
+    }
+    let logged = parse_body(&body).map_err(|e| e.to_string())?;
+    let (wanted, envelope_hash) = proposed_entry(proposal).map_err(|e| e.to_string())?;
+    if (logged.kind.as_str(), logged.version.as_str())
+        != (wanted.kind.as_str(), wanted.version.as_str())
+    {
+        return Err(format!(
+            "it is a {} {} entry, not {} {}",
+            logged.kind, logged.version, wanted.kind, wanted.version
+        ));
+    }
+    if logged.subject != wanted.subject {
+        return Err("it logs another artifact".into());
+    }
+    fn signatures(e: &LoggedEntry) -> std::collections::BTreeSet<&[u8]> {
+        e.signatures.iter().map(|s| &s.signature[..]).collect()
+    }
+    let verifiers: Vec<&[u8]> = wanted
+        .signatures
+        .iter()
+        .map(|s| &s.verifier_der[..])
+        .collect();
+    if signatures(&logged) != signatures(&wanted)
+        || logged
+            .signatures
+            .iter()
+            .any(|s| !verifiers.contains(&&s.verifier_der[..]))
+    {
+        return Err("it logs other signatures or verifiers".into());
+    }
+    if let Some(hash) = envelope_hash {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if v["spec"]["envelopeHash"]["value"].as_str() != Some(hash.as_str()) {
+            return Err("it logs another envelope".into());
+        }
+    }
+    Ok(())
+}
+
+/// What a proposed `hashedrekord` 0.0.1 or `dsse` 0.0.1 entry logs, as [`parse_body`] reads
+/// it from the canonicalized body; for `dsse`, also the envelope's SHA-256 (hex). A `dsse`
+/// proposal names its verifiers apart from its signatures: each signature is paired with every
+/// verifier here, and [`is_entry_asked_for`] only asks that a logged verifier be one of them.
+fn proposed_entry(
+    proposal: &serde_json::Value,
+) -> Result<(LoggedEntry, Option<String>), BodyError> {
+    let kind = text(&proposal["kind"], "kind")?;
+    let version = text(&proposal["apiVersion"], "apiVersion")?;
+    if (kind, version) != ("dsse", "0.0.1") {
+        // hashedrekord proposals have the canonical shape already.
+        let bytes = serde_json::to_vec(proposal).expect("JSON encodes");
+        return Ok((parse_body(&bytes)?, None));
+    }
+    let content = &proposal["spec"]["proposedContent"];
+    let envelope_text = text(&content["envelope"], "envelope")?;
+    let envelope: serde_json::Value = serde_json::from_str(envelope_text)
+        .map_err(|e| BodyError(format!("the envelope is not JSON: {e}")))?;
+    let verifiers = content["verifiers"]
+        .as_array()
+        .ok_or_else(|| BodyError("verifiers are missing".into()))?
+        .iter()
+        .map(|v| pem_verifier(v, "verifier"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut signatures = Vec::new();
+    for s in each_signature(&envelope["signatures"], |s| {
+        Ok(LoggedSignature {
+            signature: b64(&s["sig"], "signature")?,
+            verifier_der: Vec::new(),
+        })
+    })? {
+        for verifier in &verifiers {
+            signatures.push(LoggedSignature {
+                signature: s.signature.clone(),
+                verifier_der: verifier.clone(),
+            });
+        }
+    }
+    let payload = b64(&envelope["payload"], "payload")?;
+    let entry = LoggedEntry {
+        kind: kind.to_string(),
+        version: version.to_string(),
+        subject: LoggedSubject::Payload {
+            sha256: Sha256::digest(&payload).to_vec(),
+        },
+        signatures,
+    };
+    Ok((entry, Some(hex::encode(Sha256::digest(envelope_text)))))
 }
 
 impl Bundle {
@@ -395,4 +549,71 @@ pub fn parse_body(body: &[u8]) -> Result<LoggedEntry, BodyError> {
         subject,
         signatures,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
+
+    fn located(location: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(LOCATION, HeaderValue::from_str(location).unwrap());
+        conflicting_uuid(&headers)
+    }
+
+    #[test]
+    fn the_uuid_of_a_conflict_is_the_last_segment_of_its_location() {
+        let leaf = "ab".repeat(32);
+        let tree = format!("{}{leaf}", "12".repeat(8));
+        assert_eq!(
+            located(&format!("/api/v1/log/entries/{leaf}")),
+            Some(leaf.clone())
+        );
+        assert_eq!(
+            located(&format!(
+                "https://elsewhere.example/api/v1/log/entries/{tree}?x=1"
+            )),
+            Some(tree)
+        );
+        assert_eq!(
+            located(&format!("/api/v1/log/entries/{}", leaf.to_uppercase())),
+            Some(leaf.clone())
+        );
+        for bad in [
+            "/api/v1/log/entries/",
+            "/api/v1/log/entries/xyz",
+            "/api/v1/log/entries/../../admin",
+            &format!("/api/v1/log/entries/{}", &leaf[1..]),
+        ] {
+            assert_eq!(located(bad), None, "{bad}");
+        }
+        assert_eq!(conflicting_uuid(&HeaderMap::new()), None);
+    }
+
+    fn canonical_hashedrekord(proposal: &serde_json::Value) -> (String, String) {
+        let body = serde_json::to_vec(proposal).unwrap();
+        let mut leaf = Sha256::new();
+        leaf.update([0u8]);
+        leaf.update(&body);
+        (hex::encode(leaf.finalize()), B64.encode(&body))
+    }
+
+    #[test]
+    fn an_existing_entry_counts_only_when_it_logs_what_was_asked() {
+        let key = crate::sign::keys::generate();
+        let pem = crate::sign::keys::public_key_pem(&key.public_key());
+        let signer = crate::sign::KeySigner::new(key);
+        use crate::sign::Signer;
+        let asked = hashedrekord(b"payload", &signer.sign(b"payload").unwrap(), &pem);
+        let (uuid, body) = canonical_hashedrekord(&asked);
+        assert_eq!(is_entry_asked_for(&asked, &uuid, &body), Ok(()));
+
+        let other = hashedrekord(b"other", &signer.sign(b"other").unwrap(), &pem);
+        let (other_uuid, other_body) = canonical_hashedrekord(&other);
+        let err = is_entry_asked_for(&asked, &other_uuid, &other_body).unwrap_err();
+        assert!(err.contains("another artifact"), "{err}");
+        let err = is_entry_asked_for(&asked, &uuid, &other_body).unwrap_err();
+        assert!(err.contains("does not hash to that UUID"), "{err}");
+    }
 }

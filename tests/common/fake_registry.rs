@@ -323,3 +323,146 @@ pub fn registry_error(status: u16, code: &str, message: &str) -> FakeResponse {
         &serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]}),
     )
 }
+
+/// What a plain registry serving [`tiny_manifest`] as `app:v1` answers: the manifest by tag
+/// and digest, a tag list, `404 NOT_FOUND` for anything else.
+pub fn tiny_image_answer(req: &FakeRequest) -> FakeResponse {
+    let path = req.path.split('?').next().unwrap_or_default();
+    let (_, digest) = tiny_manifest();
+    if path == "/v2/" {
+        FakeResponse::json(200, &serde_json::json!({}))
+    } else if path.ends_with("/manifests/v1") || path.ends_with(&format!("/manifests/{digest}")) {
+        tiny_manifest_response()
+    } else if path.ends_with("/tags/list") {
+        FakeResponse::json(200, &serde_json::json!({"name": "app", "tags": ["v1"]}))
+    } else {
+        registry_error(404, "NOT_FOUND", "no such thing")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Token services
+// ---------------------------------------------------------------------------------------
+
+impl FakeRequest {
+    /// The fields of an `application/x-www-form-urlencoded` body (empty for another body).
+    pub fn form(&self) -> std::collections::HashMap<String, String> {
+        let is_form = self
+            .header("Content-Type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Default::default();
+        }
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
+    }
+}
+
+/// A token service that takes nothing but an OAuth2 refresh-token grant (distribution's
+/// token specification, `POST` of a form) for `refresh_token` and service `fake`, and answers
+/// `access_token`. A `GET` (the password flow), Basic credentials, another grant or another
+/// refresh token get `401 invalid_grant`.
+pub fn refresh_token_grant(
+    refresh_token: &'static str,
+    access_token: &'static str,
+) -> impl Fn(&FakeRequest) -> FakeResponse + Send + Sync + 'static {
+    move |req| {
+        let form = req.form();
+        let field = |name: &str| form.get(name).map(String::as_str);
+        let accepted = req.method == "POST"
+            && req.authorization().is_none()
+            && field("grant_type") == Some("refresh_token")
+            && field("refresh_token") == Some(refresh_token)
+            && field("service") == Some("fake")
+            && field("client_id").is_some_and(|c| !c.is_empty())
+            && field("scope").is_some_and(|s| s.starts_with("repository:"));
+        if !accepted {
+            return FakeResponse::json(
+                401,
+                &serde_json::json!({"error": "invalid_grant", "error_description": "only a refresh token grant is accepted"}),
+            );
+        }
+        FakeResponse::json(
+            200,
+            &serde_json::json!({
+                "access_token": access_token,
+                "expires_in": 300,
+                "scope": field("scope"),
+            }),
+        )
+    }
+}
+
+/// A registry that answers `answer` only to requests carrying `Bearer <access_token>`, and a
+/// challenge sending the client to the token service at `realm` to everything else.
+pub fn bearer_protected(
+    access_token: &'static str,
+    realm: String,
+    answer: impl Fn(&FakeRequest) -> FakeResponse + Send + Sync + 'static,
+) -> impl Fn(&FakeRequest) -> FakeResponse + Send + Sync + 'static {
+    move |req| {
+        if req.authorization() == Some(&format!("Bearer {access_token}")) {
+            answer(req)
+        } else {
+            bearer_challenge(&realm)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Amazon ECR's answers
+// ---------------------------------------------------------------------------------------
+
+/// The AWS account ECR names in its answers.
+pub const ECR_ACCOUNT: &str = "123456789012";
+
+/// ECR's answer to every request for a repository that does not exist: `404 NAME_UNKNOWN`
+/// in its own words (as `docker push` shows them: "name unknown: The repository with name
+/// 'app' does not exist in the registry with id '…'").
+pub fn ecr_missing_repository(name: &str) -> FakeResponse {
+    registry_error(
+        404,
+        "NAME_UNKNOWN",
+        &format!(
+            "The repository with name '{name}' does not exist in the registry with id '{ECR_ACCOUNT}'"
+        ),
+    )
+}
+
+/// ECR's words refusing to move `tag` of an IMMUTABLE repository (`400 TAG_INVALID`, which
+/// `docker push` shows as "tag invalid: The image tag 'v1' already exists in the 'app'
+/// repository and cannot be overwritten because the repository is immutable.").
+pub fn ecr_immutable_tag_message(tag: &str, repository: &str) -> String {
+    format!(
+        "The image tag '{tag}' already exists in the '{repository}' repository and cannot be \
+         overwritten because the repository is immutable."
+    )
+}
+
+/// A proxy rule making the registry behind it a repository with IMMUTABLE tags, as ECR
+/// has them: a tag, once written through the proxy, cannot be put again with other bytes
+/// (`400 TAG_INVALID` in ECR's words); writes by digest and new tags pass.
+pub fn ecr_immutable_tags() -> super::proxy::ManifestRule {
+    let written: Mutex<std::collections::HashMap<String, String>> = Mutex::default();
+    Box::new(move |req, body| {
+        let path = req.path.split('?').next().unwrap_or_default();
+        let (repository, reference) = path.strip_prefix("/v2/")?.split_once("/manifests/")?;
+        if reference.starts_with("sha256:") {
+            return None;
+        }
+        let digest = hex::encode(Sha256::digest(body));
+        let mut written = written.lock().unwrap();
+        match written.get(path) {
+            Some(before) if *before != digest => Some(super::proxy::Action::registry_error(
+                400,
+                "TAG_INVALID",
+                &ecr_immutable_tag_message(reference, repository),
+            )),
+            _ => {
+                written.insert(path.to_string(), digest);
+                None
+            }
+        }
+    })
+}

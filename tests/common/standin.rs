@@ -328,6 +328,32 @@ impl SigstoreStandIn {
         );
     }
 
+    /// This stand-in's trusted root without its CT log (a private Sigstore without
+    /// certificate transparency), written beside it.
+    pub fn trusted_root_without_ct_logs(&self) -> PathBuf {
+        let mut root: serde_json::Value =
+            serde_json::from_slice(&fs::read(&self.trusted_root).unwrap()).unwrap();
+        root["ctlogs"] = serde_json::Value::Array(vec![]);
+        let path = self.dir.path().join("no-ct-trusted-root.json");
+        fs::write(&path, serde_json::to_vec(&root).unwrap()).unwrap();
+        path
+    }
+
+    /// How many entries the log holds (`GET /api/v1/log`).
+    pub fn tree_size(&self) -> u64 {
+        let resp = super::http_request(self.addr(), "GET", "/api/v1/log", &[], b"").unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        info["treeSize"].as_u64().expect("treeSize")
+    }
+
+    /// The log's entry at `index`, as Rekor answers it: `{uuid: entry}`.
+    pub fn log_entry(&self, index: u64) -> serde_json::Value {
+        let path = format!("/api/v1/log/entries?logIndex={index}");
+        let resp = super::http_request(self.addr(), "GET", &path, &[], b"").unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        serde_json::from_slice(&resp.body).unwrap()
+    }
+
     /// A directory that lives as long as this stand-in.
     pub fn dir(&self) -> &Path {
         self.dir.path()

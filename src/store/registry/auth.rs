@@ -9,7 +9,7 @@
 use super::capabilities::DocumentKind;
 use super::client::{api_host, RegistryClient};
 use super::errors::registry_error;
-use crate::store::body::read_limited;
+use crate::store::body::{read_limited, read_prefix};
 use crate::store::credentials::Credentials;
 use crate::text;
 use anyhow::{anyhow, bail, Context, Result};
@@ -117,25 +117,38 @@ impl RegistryClient {
         self.auth.get(registry, scope)
     }
 
-    fn credentials(&self, registry: &str) -> Result<Option<Credentials>> {
-        self.options.credentials.lookup(registry)
-    }
-
     /// Answers a 401 challenge: Basic with the user's credentials, or a Bearer token from the
-    /// registry's token service.
+    /// registry's token service (asked with the user's password, or with an identity token
+    /// exchanged in an OAuth2 refresh-token grant).
     pub async fn authenticate(
         &self,
         registry: &str,
         scope: &Scope<'_>,
         challenge: Option<&str>,
     ) -> Result<()> {
-        let creds = self.credentials(registry)?;
+        let found = self
+            .options
+            .credentials
+            .lookup(registry, scope.repository)?;
         let challenge = challenge.unwrap_or("");
         let (kind, params) = parse_challenge(challenge);
         if kind.eq_ignore_ascii_case("basic") {
-            let creds = creds.ok_or_else(|| no_credentials(registry))?;
+            let found = found.ok_or_else(|| no_credentials(registry))?;
+            if found.credentials.refresh_token().is_some() {
+                bail!(
+                    "{registry} asks for a username and password (Basic authentication), but \
+                     its credentials are an identity token, which only a token service takes: \
+                     log in to {registry} with a username and password"
+                );
+            }
+            // Credentials for a repository namespace serve this scope only.
+            let cache_scope = if found.host_wide {
+                String::new()
+            } else {
+                scope.key()
+            };
             self.auth
-                .insert(registry, String::new(), basic_auth_value(&creds));
+                .insert(registry, cache_scope, basic_auth_value(&found.credentials));
             return Ok(());
         }
         if !kind.eq_ignore_ascii_case("bearer") {
@@ -144,11 +157,12 @@ impl RegistryClient {
                 text::excerpt(challenge, 100)
             );
         }
+        let creds = found.map(|f| f.credentials);
         let realm = params
             .get("realm")
             .ok_or_else(|| anyhow!("{registry} sent a Bearer challenge without a realm"))?;
         let shown_realm = text::excerpt(realm, 200);
-        let mut url = Url::parse(realm)
+        let url = Url::parse(realm)
             .with_context(|| format!("{registry} sent an invalid token realm {shown_realm}"))?;
         let realm_host = authority(&url);
         let plain_http_allowed = if on_registry_host(registry, &url) {
@@ -168,23 +182,46 @@ impl RegistryClient {
             ),
             other => bail!("{registry} sent a token realm with scheme {other:?}: {shown_realm}"),
         }
+        let service = params.get("service").map(String::as_str);
+        let token = match creds.as_ref().and_then(|c| c.refresh_token()) {
+            Some(refresh_token) => {
+                self.token_from_refresh_token(registry, &url, service, scope, refresh_token)
+                    .await?
+            }
+            None => {
+                self.token_with_password(registry, url, service, scope, creds.as_ref())
+                    .await?
+            }
+        };
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow!("the token service of {registry} returned an invalid token"))?;
+        value.set_sensitive(true);
+        self.auth.insert(registry, scope.key(), value);
+        Ok(())
+    }
+
+    /// A token asked for with `GET realm?service=…&scope=…`, with the user's password as Basic
+    /// credentials if there is one (distribution's token protocol).
+    async fn token_with_password(
+        &self,
+        registry: &str,
+        mut realm: Url,
+        service: Option<&str>,
+        scope: &Scope<'_>,
+        creds: Option<&Credentials>,
+    ) -> Result<String> {
         {
-            let mut query = url.query_pairs_mut();
-            if let Some(service) = params.get("service") {
+            let mut query = realm.query_pairs_mut();
+            if let Some(service) = service {
                 query.append_pair("service", service);
             }
             for s in scope.scopes() {
                 query.append_pair("scope", &s);
             }
         }
-        // The token service's TLS is checked unless its own host was marked insecure.
-        let http_host = if on_registry_host(registry, &url) {
-            registry
-        } else {
-            &realm_host
-        };
-        let mut request = self.http(http_host)?.get(url);
-        if let Some(c) = &creds {
+        let realm_host = authority(&realm);
+        let mut request = self.http_for(registry, &realm)?.get(realm);
+        if let Some(c) = creds {
             request = request.header(header::AUTHORIZATION, basic_auth_value(c));
         }
         let response = request
@@ -193,7 +230,7 @@ impl RegistryClient {
             .with_context(|| format!("cannot reach the token service of {registry}"))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(match &creds {
+            return Err(match creds {
                 Some(c) => anyhow!(
                     "{registry} rejected the credentials of user {:?}: wrong username or password",
                     c.username
@@ -206,28 +243,127 @@ impl RegistryClient {
                 registry_error(response, &realm_host, &format!("a token for {registry}")).await,
             );
         }
-        let body = read_limited(response, DocumentKind::Token.limit())
-            .await
-            .map_err(|e| {
-                anyhow!("the token answer of {realm_host} for {registry} is unreadable: {e}")
-            })?;
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .with_context(|| format!("the token service of {registry} answered malformed JSON"))?;
-        let token = answer
-            .token
-            .or(answer.access_token)
-            .ok_or_else(|| anyhow!("the token service of {registry} returned no token"))?;
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| anyhow!("the token service of {registry} returned an invalid token"))?;
-        value.set_sensitive(true);
-        self.auth.insert(registry, scope.key(), value);
-        Ok(())
+        read_token_answer(response, registry, &realm_host).await
     }
+
+    /// A token for an identity token: an OAuth2 refresh-token grant, `POST`ed to the realm as
+    /// a form (distribution's OAuth2 token specification, what docker does), never sent as a
+    /// Basic password.
+    async fn token_from_refresh_token(
+        &self,
+        registry: &str,
+        realm: &Url,
+        service: Option<&str>,
+        scope: &Scope<'_>,
+        refresh_token: &str,
+    ) -> Result<String> {
+        let realm_host = authority(realm);
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", refresh_token)
+            .append_pair("service", service.unwrap_or_default())
+            // One `scope` field, its scopes separated by spaces, as the specification has it.
+            .append_pair("scope", &scope.scopes().join(" "))
+            .append_pair("client_id", OAUTH_CLIENT_ID)
+            .finish();
+        let response = self
+            .http_for(registry, realm)?
+            .post(realm.clone())
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .header(header::CONTENT_LENGTH, HeaderValue::from(form.len()))
+            // A body that cannot be sent twice: a 307 or 308 would otherwise carry the refresh
+            // token on to wherever it points; the client hands such an answer back instead.
+            .body(reqwest::Body::wrap_stream(futures_util::stream::once(
+                async move { Ok::<_, std::io::Error>(form) },
+            )))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the token service of {registry}"))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| text::excerpt(l, 200))
+                .unwrap_or_default();
+            bail!(
+                "the token service of {registry} ({realm_host}) redirects the identity token \
+                 ({status} to {location}): wharf sends it to the realm {registry} named only"
+            );
+        }
+        if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            bail!(
+                "the token service of {registry} ({realm_host}) does not take identity tokens \
+                 (its OAuth2 endpoint answered {status}): log in to {registry} with a username \
+                 and password instead"
+            );
+        }
+        if status.is_client_error() {
+            let body = read_prefix(response, DocumentKind::Error.limit()).await;
+            return Err(anyhow!(
+                "the token service of {registry} ({realm_host}) refused its identity token \
+                 ({status}{}): it may have expired or been revoked; log in to {registry} again",
+                oauth_error_detail(&body)
+            ));
+        }
+        if !status.is_success() {
+            return Err(
+                registry_error(response, &realm_host, &format!("a token for {registry}")).await,
+            );
+        }
+        read_token_answer(response, registry, &realm_host).await
+    }
+}
+
+/// The `client_id` wharf names itself with in OAuth2 requests: the specification requires
+/// one, registered or not, for the token service's audit.
+const OAUTH_CLIENT_ID: &str = "wharf";
+
+/// `: invalid_grant (the refresh token expired)` from an OAuth2 error answer (RFC 6749
+/// 5.2), escaped; empty when the answer is not one.
+fn oauth_error_detail(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+        error_description: Option<String>,
+    }
+    match serde_json::from_slice::<OAuthError>(body) {
+        Ok(e) => match e.error_description {
+            Some(d) => format!(
+                ": {} ({})",
+                text::excerpt(&e.error, 64),
+                text::excerpt(&d, 200)
+            ),
+            None => format!(": {}", text::excerpt(&e.error, 64)),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+/// The token of a token service's answer (`token`, or OAuth2's `access_token`), read within
+/// the token answer's limit.
+async fn read_token_answer(response: Response, registry: &str, realm_host: &str) -> Result<String> {
+    let body = read_limited(response, DocumentKind::Token.limit())
+        .await
+        .map_err(|e| {
+            anyhow!("the token answer of {realm_host} for {registry} is unreadable: {e}")
+        })?;
+    #[derive(serde::Deserialize)]
+    struct TokenAnswer {
+        token: Option<String>,
+        access_token: Option<String>,
+    }
+    let answer: TokenAnswer = serde_json::from_slice(&body)
+        .with_context(|| format!("the token service of {registry} answered malformed JSON"))?;
+    answer
+        .token
+        .or(answer.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("the token service of {registry} returned no token"))
 }
 
 fn basic_auth_value(c: &Credentials) -> HeaderValue {
@@ -243,7 +379,8 @@ fn basic_auth_value(c: &Credentials) -> HeaderValue {
 
 fn no_credentials(registry: &str) -> anyhow::Error {
     anyhow!(
-        "{registry} requires authentication: run `docker login {registry}`, list it in \
+        "{registry} requires authentication: run `docker login {registry}` (or `podman \
+         login`), list it in \
          --registry-auth-file, or pass --registry-username with --registry-password-stdin \
          (WHARF_REGISTRY_USERNAME/_PASSWORD) if it is the registry the command works on, \
          --source-registry-username (WHARF_SOURCE_REGISTRY_USERNAME/_PASSWORD) if it is \

@@ -5,7 +5,7 @@ use super::auth::{auth_challenge, Scope};
 use super::capabilities::{CHUNK_SIZE, MIN_CHUNK_SIZE};
 use super::client::is_transient;
 use super::client::{is_retryable, Body};
-use super::errors::{connection_error, registry_error, RegistryError};
+use super::errors::{connection_error, missing_repository, registry_error, RegistryError};
 use super::RemoteRepository;
 use crate::oci::{Descriptor, Digest, Repository};
 use crate::store::stream::integrity_error;
@@ -189,12 +189,9 @@ impl RemoteRepository {
                     chunk_min_length,
                 }))
             }
-            StatusCode::NOT_FOUND => Err(anyhow!(
-                "repository {} does not exist and {} did not create it on push (create it first, \
-                 e.g. `aws ecr create-repository` for ECR)",
-                self.name,
-                self.registry
-            )),
+            StatusCode::NOT_FOUND => {
+                Err(missing_repository(response, &self.registry, &self.name).await)
+            }
             _ => Err(registry_error(
                 response,
                 &self.registry,
