@@ -162,15 +162,6 @@ fn count(types: &[String], wanted: &str) -> usize {
     types.iter().filter(|t| *t == wanted).count()
 }
 
-/// The in-toto statements `wharf verify-attestation` prints, one JSON object a line.
-fn wharf_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement line {l:?}: {e}")))
-        .collect()
-}
-
 /// The in-toto statements in the DSSE envelopes cosign prints (`verify-attestation`,
 /// `download attestation`): one envelope a line, the statement base64 in `payload`.
 fn cosign_statements(out: &Output) -> Vec<Value> {
@@ -187,41 +178,6 @@ fn cosign_statements(out: &Output) -> Vec<Value> {
             serde_json::from_slice(&payload).expect("payload is a JSON statement")
         })
         .collect()
-}
-
-/// The sha256 hex digests a statement's subject names, as `sha256:<hex>`.
-fn subjects(statement: &Value) -> BTreeSet<String> {
-    statement["subject"]
-        .as_array()
-        .expect("subject")
-        .iter()
-        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().expect("sha256")))
-        .collect()
-}
-
-/// Runs a `wharf verify-attestation` expecting failure with nothing on stdout; returns the
-/// error line.
-fn verify_fails(cmd: &mut Command) -> String {
-    let out = run_fail(cmd);
-    assert_eq!(
-        stdout_of(&out).trim(),
-        "",
-        "a failed verification printed statements"
-    );
-    error_line(&out)
-}
-
-/// A small CycloneDX 1.6 SBOM naming `component`, written to `dir/name`.
-fn cyclonedx(dir: &Path, name: &str, component: &str) -> PathBuf {
-    let doc = json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "version": 1,
-        "components": [{"type": "library", "name": component, "version": "1.0"}],
-    });
-    let path = dir.join(name);
-    fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    path
 }
 
 /// `wharf provenance generate -o dir/provenance.json` in a simulated GitHub Actions run.
@@ -1131,64 +1087,6 @@ Version: 0.1-1
 Description: removed, only its configuration is left
 ";
 
-/// Validates `doc` against the official CycloneDX 1.5 JSON schema (and the SPDX and JSF
-/// schemas it references), as shipped in `cyclonedx-python-lib`, with Python's `jsonschema`
-/// (the validator of tests/sbom.rs).
-const VALIDATOR: &str = r#"
-import glob, importlib.util, json, os, sys
-from urllib.parse import urljoin
-from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-
-spec = importlib.util.find_spec("cyclonedx")
-if spec is None:
-    sys.exit("cyclonedx-python-lib is not installed (pip install cyclonedx-python-lib)")
-res = os.path.join(list(spec.submodule_search_locations)[0], "schema", "_res")
-
-def find(pattern):
-    found = sorted(glob.glob(os.path.join(res, pattern)))
-    if not found:
-        sys.exit(f"no {pattern} in {res}")
-    return found[0]
-
-def load(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-schema = load(find("bom-1.5*.schema.json"))
-resources = []
-for pattern in ("spdx*.schema.json", "jsf-0.82*.schema.json"):
-    path = find(pattern)
-    contents = load(path)
-    resource = Resource.from_contents(contents)
-    resources.append((urljoin(schema["$id"], os.path.basename(path)), resource))
-    resources.append((contents["$id"], resource))
-validator = Draft7Validator(
-    schema,
-    registry=Registry().with_resources(resources),
-    format_checker=Draft7Validator.FORMAT_CHECKER,
-)
-doc = load(sys.argv[1])
-errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-for e in errors:
-    print("/" + "/".join(map(str, e.absolute_path)) + ": " + e.message, file=sys.stderr)
-sys.exit(1 if errors else 0)
-"#;
-
-fn validate_with_schema(path: &Path) -> Result<(), String> {
-    let out = Command::new(require_tool("python3"))
-        .arg("-c")
-        .arg(VALIDATOR)
-        .arg(path)
-        .output()
-        .expect("spawn python3");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{}{}", stdout_of(&out), stderr_of(&out)))
-    }
-}
-
 /// Writes `bytes` as a blob of the layout at `dir`; returns `(digest, size)`.
 fn layout_blob(dir: &Path, bytes: &[u8]) -> (String, u64) {
     let digest = digest_of(bytes);
@@ -1309,7 +1207,7 @@ fn generated_sbom_attests_verifies_and_is_valid_cyclonedx() {
             .is_some_and(|p| p.starts_with("pkg:deb/debian/zlib1g@")),
         "{zlib}"
     );
-    if let Err(msg) = validate_with_schema(&sbom) {
+    if let Err(msg) = validate_cyclonedx(&sbom) {
         panic!("the SBOM does not validate against the CycloneDX 1.5 schema:\n{msg}\n{doc:#}");
     }
 

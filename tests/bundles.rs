@@ -99,19 +99,6 @@ fn wharf_verify_octo(si: &SigstoreStandIn, subcommand: &str, image: &str) -> Com
     cmd
 }
 
-/// A small CycloneDX 1.6 SBOM naming `component`, written to `dir/name`.
-fn cyclonedx(dir: &Path, name: &str, component: &str) -> PathBuf {
-    let doc = json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "version": 1,
-        "components": [{"type": "library", "name": component, "version": "1.0"}],
-    });
-    let path = dir.join(name);
-    fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    path
-}
-
 /// The fallback referrers index of `digest` (which must exist and be an OCI index).
 fn fallback_index(reg: &Registry, name: &str, digest: &str) -> Value {
     let (bytes, content_type) = reg
@@ -198,25 +185,6 @@ fn verified_digests(out: &Output) -> BTreeSet<String> {
                 subjects(p).into_iter().collect()
             }
         })
-        .collect()
-}
-
-/// The subject digests of an in-toto statement, as `sha256:<hex>`.
-fn subjects(statement: &Value) -> BTreeSet<String> {
-    statement["subject"]
-        .as_array()
-        .expect("subject")
-        .iter()
-        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().expect("sha256")))
-        .collect()
-}
-
-/// The statements `wharf verify-attestation` prints, one JSON object a line.
-fn wharf_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement {l:?}: {e}")))
         .collect()
 }
 

@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -159,13 +159,6 @@ fn annotation(layer: &Value, key: &str) -> String {
         .to_string()
 }
 
-/// Stores `manifest` (re-serialised; the blobs it names are already in the repository) at
-/// `digest`'s signature tag.
-fn put_sig_manifest(reg: &Registry, name: &str, digest: &str, manifest: &Value) {
-    let bytes = serde_json::to_vec(manifest).unwrap();
-    reg.push_manifest(name, &sig_tag(digest), &bytes);
-}
-
 /// Rewrites the first signature layer's annotations of `digest`'s `.sig` with `edit`.
 fn edit_sig_annotations(
     reg: &Registry,
@@ -213,35 +206,6 @@ fn bundle_of(layer: &Value) -> Value {
         "Payload.logID is not 64 hex digits: {log_id}"
     );
     bundle
-}
-
-/// The docker-manifest-digests named by the JSON array `wharf verify` prints.
-fn verified_digests(out: &Output) -> BTreeSet<String> {
-    let payloads: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("verify stdout is not JSON ({e}): {}", stdout_of(out)));
-    payloads
-        .as_array()
-        .expect("verify stdout is a JSON array")
-        .iter()
-        .map(|p| {
-            assert_eq!(p["critical"]["type"], "cosign container image signature");
-            p["critical"]["image"]["docker-manifest-digest"]
-                .as_str()
-                .expect("docker-manifest-digest")
-                .to_string()
-        })
-        .collect()
-}
-
-/// Runs a `wharf verify` expecting failure, with no payload on stdout; returns the error line.
-fn verify_fails(cmd: &mut Command) -> String {
-    let out = run_fail(cmd);
-    assert_eq!(
-        stdout_of(&out).trim(),
-        "",
-        "a failed verification printed payloads"
-    );
-    error_line(&out)
 }
 
 /// The subjectAltName extension of a PEM certificate, as `openssl x509 -ext` prints it.

@@ -73,15 +73,6 @@ fn oras(tmp: &Path) -> Command {
     cmd
 }
 
-fn assert_mentions(line: &str, words: &[&str]) {
-    for word in words {
-        assert!(
-            line.contains(word),
-            "error {line:?} does not mention {word:?}"
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The release
 // ---------------------------------------------------------------------------------------

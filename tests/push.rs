@@ -55,15 +55,6 @@ fn source(layout: &BuiltLayout, reference: Option<&str>) -> String {
     }
 }
 
-fn assert_mentions(line: &str, words: &[&str]) {
-    for word in words {
-        assert!(
-            line.contains(word),
-            "error {line:?} does not mention {word:?}"
-        );
-    }
-}
-
 /// Every manifest of `layout` is in `repo` by digest, byte-for-byte; every config and
 /// layer too.
 fn assert_layout_in_registry(reg: &Registry, repo: &str, layout: &BuiltLayout) {
