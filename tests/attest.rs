@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{cosign_key, openssl_key, wharf_key, Key};
-use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn};
+use common::standin::SigstoreStandIn;
 use common::*;
 use serde_json::{json, Value};
 
@@ -52,13 +52,6 @@ const ODD_CYCLONEDX: &str = "{\n\t\"specVersion\" :   \"1.6\",\n  \"bomFormat\":
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `cosign` pointed at `si`'s trust material.
-fn cosign_si(si: &SigstoreStandIn) -> Command {
-    let mut cmd = cosign_plain();
-    si.cosign_env(&mut cmd);
-    cmd
-}
 
 /// `wharf attest --allow-insecure-registry --key K --tlog-upload=false --type T --predicate P IMAGE`.
 fn wharf_attest_key(key: &Key, image: &str, kind: &str, predicate: &Path) -> Command {
@@ -88,7 +81,7 @@ fn wharf_verify_att_key(key: &Key, image: &str, kind: &str) -> Command {
 
 /// `cosign verify-attestation --key K.pub --insecure-ignore-tlog=true --type T IMAGE`.
 fn cosign_verify_att_key(key: &Key, image: &str, kind: &str) -> Command {
-    let mut cmd = cosign_plain();
+    let mut cmd = cosign();
     cmd.args(["verify-attestation", "--allow-insecure-registry"])
         .args(["--key", key.public(), "--insecure-ignore-tlog=true"])
         .args(["--type", kind, image]);
@@ -126,20 +119,13 @@ fn wharf_verify_att_octo(si: &SigstoreStandIn, image: &str, kind: &str) -> Comma
 
 /// `cosign verify-attestation` with the octo-org identity policy and `si`'s trust.
 fn cosign_verify_att_octo(si: &SigstoreStandIn, image: &str, kind: &str) -> Command {
-    let mut cmd = cosign_si(si);
+    let mut cmd = si.cosign();
     cmd.args(["verify-attestation", "--allow-insecure-registry"])
         .args(["--rekor-url", &si.rekor_url])
         .args(["--certificate-identity-regexp", OCTO_IDENTITY_REGEXP])
         .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
         .args(["--type", kind, image]);
     cmd
-}
-
-fn att_tag(digest: &str) -> String {
-    format!(
-        "sha256-{}.att",
-        digest.strip_prefix("sha256:").expect("sha256 digest")
-    )
 }
 
 /// The `.att` manifest of `digest` as JSON, or `None`.
@@ -176,15 +162,6 @@ fn count(types: &[String], wanted: &str) -> usize {
     types.iter().filter(|t| *t == wanted).count()
 }
 
-/// The in-toto statements `wharf verify-attestation` prints, one JSON object a line.
-fn wharf_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement line {l:?}: {e}")))
-        .collect()
-}
-
 /// The in-toto statements in the DSSE envelopes cosign prints (`verify-attestation`,
 /// `download attestation`): one envelope a line, the statement base64 in `payload`.
 fn cosign_statements(out: &Output) -> Vec<Value> {
@@ -201,41 +178,6 @@ fn cosign_statements(out: &Output) -> Vec<Value> {
             serde_json::from_slice(&payload).expect("payload is a JSON statement")
         })
         .collect()
-}
-
-/// The sha256 hex digests a statement's subject names, as `sha256:<hex>`.
-fn subjects(statement: &Value) -> BTreeSet<String> {
-    statement["subject"]
-        .as_array()
-        .expect("subject")
-        .iter()
-        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().expect("sha256")))
-        .collect()
-}
-
-/// Runs a `wharf verify-attestation` expecting failure with nothing on stdout; returns the
-/// error line.
-fn verify_fails(cmd: &mut Command) -> String {
-    let out = run_fail(cmd);
-    assert_eq!(
-        stdout_of(&out).trim(),
-        "",
-        "a failed verification printed statements"
-    );
-    error_line(&out)
-}
-
-/// A small CycloneDX 1.6 SBOM naming `component`, written to `dir/name`.
-fn cyclonedx(dir: &Path, name: &str, component: &str) -> PathBuf {
-    let doc = json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "version": 1,
-        "components": [{"type": "library", "name": component, "version": "1.0"}],
-    });
-    let path = dir.join(name);
-    fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    path
 }
 
 /// `wharf provenance generate -o dir/provenance.json` in a simulated GitHub Actions run.
@@ -273,10 +215,6 @@ fn provenance(dir: &Path) -> PathBuf {
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&fs::read(path).unwrap())
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -496,7 +434,7 @@ fn keyless_attestation_verifies_in_cosign_and_wharf() {
     );
     assert!(line.contains("wrong identity"), "{line}");
     run_fail(
-        cosign_si(&si)
+        si.cosign()
             .args([
                 "verify-attestation",
                 "--allow-insecure-registry",
@@ -576,7 +514,7 @@ fn key_attestation_logged_in_rekor_verifies_without_ignoring_the_tlog() {
 
     // cosign, with the stand-in's Rekor key.
     let out = run_ok(
-        cosign_si(&si)
+        si.cosign()
             .args([
                 "verify-attestation",
                 "--allow-insecure-registry",
@@ -618,7 +556,7 @@ fn cosign_key_attestation_verifies_in_wharf() {
 
     for digest in [&img.digest, &arm] {
         run_ok(
-            cosign_plain()
+            cosign()
                 .args([
                     "attest",
                     "-y",
@@ -664,7 +602,7 @@ fn cosign_keyless_attestation_verifies_in_wharf() {
     let sbom = cyclonedx(dir.path(), "sbom.cdx.json", "curl");
 
     run_ok(
-        cosign_si(&si)
+        si.cosign()
             .args(["attest", "-y", "--allow-insecure-registry"])
             .args(["--fulcio-url", &si.fulcio_url, "--rekor-url", &si.rekor_url])
             .args(["--identity-token", &si.token("")])
@@ -722,7 +660,7 @@ fn output_predicate_is_the_predicate_byte_for_byte() {
 
     // cosign download attestation | jq -r .payload | base64 -d | jq .predicate
     let out = run_ok(
-        cosign_plain()
+        cosign()
             .args(["download", "attestation", "--allow-insecure-registry"])
             .arg(img.index()),
     );
@@ -1149,64 +1087,6 @@ Version: 0.1-1
 Description: removed, only its configuration is left
 ";
 
-/// Validates `doc` against the official CycloneDX 1.5 JSON schema (and the SPDX and JSF
-/// schemas it references), as shipped in `cyclonedx-python-lib`, with Python's `jsonschema`
-/// (the validator of tests/sbom.rs).
-const VALIDATOR: &str = r#"
-import glob, importlib.util, json, os, sys
-from urllib.parse import urljoin
-from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-
-spec = importlib.util.find_spec("cyclonedx")
-if spec is None:
-    sys.exit("cyclonedx-python-lib is not installed (pip install cyclonedx-python-lib)")
-res = os.path.join(list(spec.submodule_search_locations)[0], "schema", "_res")
-
-def find(pattern):
-    found = sorted(glob.glob(os.path.join(res, pattern)))
-    if not found:
-        sys.exit(f"no {pattern} in {res}")
-    return found[0]
-
-def load(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-schema = load(find("bom-1.5*.schema.json"))
-resources = []
-for pattern in ("spdx*.schema.json", "jsf-0.82*.schema.json"):
-    path = find(pattern)
-    contents = load(path)
-    resource = Resource.from_contents(contents)
-    resources.append((urljoin(schema["$id"], os.path.basename(path)), resource))
-    resources.append((contents["$id"], resource))
-validator = Draft7Validator(
-    schema,
-    registry=Registry().with_resources(resources),
-    format_checker=Draft7Validator.FORMAT_CHECKER,
-)
-doc = load(sys.argv[1])
-errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-for e in errors:
-    print("/" + "/".join(map(str, e.absolute_path)) + ": " + e.message, file=sys.stderr)
-sys.exit(1 if errors else 0)
-"#;
-
-fn validate_with_schema(path: &Path) -> Result<(), String> {
-    let out = Command::new(require_tool("python3"))
-        .arg("-c")
-        .arg(VALIDATOR)
-        .arg(path)
-        .output()
-        .expect("spawn python3");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{}{}", stdout_of(&out), stderr_of(&out)))
-    }
-}
-
 /// Writes `bytes` as a blob of the layout at `dir`; returns `(digest, size)`.
 fn layout_blob(dir: &Path, bytes: &[u8]) -> (String, u64) {
     let digest = digest_of(bytes);
@@ -1327,7 +1207,7 @@ fn generated_sbom_attests_verifies_and_is_valid_cyclonedx() {
             .is_some_and(|p| p.starts_with("pkg:deb/debian/zlib1g@")),
         "{zlib}"
     );
-    if let Err(msg) = validate_with_schema(&sbom) {
+    if let Err(msg) = validate_cyclonedx(&sbom) {
         panic!("the SBOM does not validate against the CycloneDX 1.5 schema:\n{msg}\n{doc:#}");
     }
 

@@ -6,21 +6,15 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::keys::{openssl_key, wharf_key, Key};
-use common::standin::{
-    cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER, OCTO_IDENTITY_REGEXP,
-};
+use common::standin::{SigstoreStandIn, GITHUB_ISSUER, OCTO_IDENTITY_REGEXP};
 use common::*;
 use serde_json::Value;
 
 const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
 const SLSA1: &str = "https://slsa.dev/provenance/v1";
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// A stand-in, a directory, a file to sign and a throwaway entry at log index 0: cosign 2.5
 /// refuses a bundle whose entry has index 0 ("nil value in transaction log entry"), which
@@ -85,7 +79,7 @@ impl Setup {
     fn cosign_verify(&self, verb: &str, bundle: &Path, policy: &[&str], file: &Path) -> Command {
         let tuf = self.path("tuf");
         fs::create_dir_all(&tuf).unwrap();
-        let mut cmd = cosign_plain();
+        let mut cmd = cosign();
         cmd.env("TUF_ROOT", &tuf)
             .args([verb, "--new-bundle-format"])
             .args(["--bundle", s(bundle)])
@@ -97,7 +91,7 @@ impl Setup {
 
     /// `cosign sign-blob` or `attest-blob` against the stand-in, writing a new-format bundle.
     fn cosign_sign(&self, verb: &str, bundle: &Path, extra: &[&str]) -> Command {
-        let mut cmd = cosign_plain();
+        let mut cmd = cosign();
         self.si.cosign_env(&mut cmd);
         cmd.args([verb, "-y", "--new-bundle-format"])
             .args(["--fulcio-url", &self.si.fulcio_url])
@@ -126,11 +120,6 @@ fn octo_policy() -> Vec<&'static str> {
         "--certificate-oidc-issuer",
         GITHUB_ISSUER,
     ]
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout_of(out)))
 }
 
 fn bundle_json(path: &Path) -> Value {
@@ -446,7 +435,7 @@ fn verify_blob_json_reports_what_was_checked_and_why_it_refused() {
         t.wharf_verify_octo("verify-blob", &bundle, s(&t.file))
             .args(["--output", "json"]),
     );
-    let report = json_of(&out);
+    let report = parse_json(&out);
     assert_eq!(report["verified"], true);
     assert_eq!(
         report["digest"],
@@ -461,7 +450,7 @@ fn verify_blob_json_reports_what_was_checked_and_why_it_refused() {
         t.wharf_verify_octo("verify-blob", &bundle, s(&t.tampered()))
             .args(["--output", "json"]),
     );
-    let answer = json_of(&out);
+    let answer = parse_json(&out);
     assert_eq!(answer["verified"], false);
     assert_eq!(answer["reason"], "wrong-artifact");
     assert!(answer["error"]
@@ -475,7 +464,7 @@ fn verify_blob_json_reports_what_was_checked_and_why_it_refused() {
         t.wharf_verify_octo("verify-blob", &junk, s(&t.file))
             .args(["--output", "json"]),
     );
-    assert_eq!(json_of(&out)["reason"], "input");
+    assert_eq!(parse_json(&out)["reason"], "input");
     assert!(error_line(&out).contains("junk.json"));
 }
 
@@ -554,7 +543,7 @@ fn trusted_root_without_ct_logs_needs_insecure_ignore_sct() {
     assert!(line.contains("no CT log"), "{line}");
     assert!(line.contains("--insecure-ignore-sct"), "{line}");
     let out = run_ok(verify().args(["--insecure-ignore-sct", "--output", "json"]));
-    let checks = json_of(&out)["checks"].to_string();
+    let checks = parse_json(&out)["checks"].to_string();
     assert!(checks.contains("SCT was NOT checked"), "{checks}");
 }
 

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{openssl_key, Key};
 use common::proxy::{self, Proxy};
-use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER};
+use common::standin::{SigstoreStandIn, GITHUB_ISSUER};
 use common::*;
 use serde_json::{json, Value};
 
@@ -45,19 +45,8 @@ const TWO: &[&str] = &["linux/amd64", "linux/arm64"];
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// `cosign` pointed at `si`'s trust material.
-fn cosign_si(si: &SigstoreStandIn) -> Command {
-    let mut cmd = cosign_plain();
-    si.cosign_env(&mut cmd);
-    cmd
-}
-
 fn oras() -> Command {
     Command::new(require_tool("oras"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 /// Keyless `wharf sign --bundle-format FORMAT` against `si` with a fresh default token.
@@ -108,30 +97,6 @@ fn wharf_verify_octo(si: &SigstoreStandIn, subcommand: &str, image: &str) -> Com
         .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
         .arg(image);
     cmd
-}
-
-/// A small CycloneDX 1.6 SBOM naming `component`, written to `dir/name`.
-fn cyclonedx(dir: &Path, name: &str, component: &str) -> PathBuf {
-    let doc = json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "version": 1,
-        "components": [{"type": "library", "name": component, "version": "1.0"}],
-    });
-    let path = dir.join(name);
-    fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    path
-}
-
-fn sig_tag(digest: &str) -> String {
-    format!("{}.sig", fallback_tag(digest))
-}
-
-fn fallback_tag(digest: &str) -> String {
-    format!(
-        "sha256-{}",
-        digest.strip_prefix("sha256:").expect("sha256 digest")
-    )
 }
 
 /// The fallback referrers index of `digest` (which must exist and be an OCI index).
@@ -220,25 +185,6 @@ fn verified_digests(out: &Output) -> BTreeSet<String> {
                 subjects(p).into_iter().collect()
             }
         })
-        .collect()
-}
-
-/// The subject digests of an in-toto statement, as `sha256:<hex>`.
-fn subjects(statement: &Value) -> BTreeSet<String> {
-    statement["subject"]
-        .as_array()
-        .expect("subject")
-        .iter()
-        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().expect("sha256")))
-        .collect()
-}
-
-/// The statements `wharf verify-attestation` prints, one JSON object a line.
-fn wharf_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement {l:?}: {e}")))
         .collect()
 }
 
@@ -424,7 +370,7 @@ fn cosign_verify_blob_attestation(
     kind: &str,
     file: &Path,
 ) -> Command {
-    let mut cmd = cosign_plain();
+    let mut cmd = cosign();
     cmd.env("TUF_ROOT", tuf)
         .args(["verify-blob-attestation", "--new-bundle-format"])
         .args(["--bundle", s(bundle), "--trusted-root", s(&si.trusted_root)])
@@ -528,7 +474,7 @@ fn bundles_verify_in_sigstore_python_and_cosign() {
     // cosign 2.5 also finds and verifies the SBOM bundle on the image itself (its OCI
     // referrer lookup, --new-bundle-format with the trusted root).
     let out = run_ok(
-        cosign_si(&si)
+        si.cosign()
             .args([
                 "verify-attestation",
                 "--new-bundle-format",
@@ -628,7 +574,7 @@ fn bundle_format_both_writes_the_sig_tag_and_the_referrer() {
     // cosign 2.x reads the tag scheme...
     for digest in img.all_digests() {
         run_ok(
-            cosign_si(&si)
+            si.cosign()
                 .args([
                     "verify",
                     "--allow-insecure-registry",
@@ -802,7 +748,7 @@ fn cosign_new_bundle_format_attestation_verifies_in_wharf() {
     // cosign 2.5 writes a new-format bundle to the image with the stand-in's SIGSTORE_*
     // trust (no TUF needed to write).
     run_ok(
-        cosign_si(&si)
+        si.cosign()
             .args([
                 "attest",
                 "-y",
@@ -828,7 +774,7 @@ fn cosign_new_bundle_format_attestation_verifies_in_wharf() {
     );
     // cosign itself verifies it.
     run_ok(
-        cosign_si(&si)
+        si.cosign()
             .args([
                 "verify-attestation",
                 "--new-bundle-format",

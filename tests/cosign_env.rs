@@ -9,8 +9,9 @@
 
 mod common;
 
+use common::cosign;
 use common::keys::wharf_key;
-use common::standin::{cosign_plain, SigstoreStandIn, GITHUB_ISSUER, OCTO_IDENTITY_REGEXP};
+use common::standin::{SigstoreStandIn, GITHUB_ISSUER, OCTO_IDENTITY_REGEXP};
 use common::*;
 use std::process::Command;
 
@@ -60,7 +61,7 @@ fn sigstore_id_token_signs_keyless_like_identity_token() {
     );
     assert_eq!(sig_tags(&reg, "app").len(), 1);
     run_ok(&mut wharf_verify_keyless(&si, &img.index()));
-    let mut cosign = cosign_plain();
+    let mut cosign = cosign();
     si.cosign_env(&mut cosign);
     run_ok(
         cosign

@@ -12,7 +12,6 @@
 mod common;
 
 use common::keys::{wharf_key, Key};
-use common::standin::cosign_plain;
 use common::*;
 use std::process::Command;
 
@@ -73,8 +72,7 @@ fn wharf_verify(verb: &str, key: &Key, image: &str, repo: Option<&str>) -> Comma
 }
 
 fn cosign(args: &[&str], repo: Option<&str>) -> Command {
-    let mut cmd = cosign_plain();
-    clean(&mut cmd);
+    let mut cmd = common::cosign();
     cmd.args(args).env("COSIGN_PASSWORD", PASSWORD);
     with_repo(&mut cmd, repo);
     cmd

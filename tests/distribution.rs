@@ -18,10 +18,6 @@ use common::*;
 const PASSWORD: &str = "distribution-test-password-51c2";
 const SIGPIPE: i32 = 13;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `wharf ARGS` with its standard output a pipe whose reader is already gone, so the first
 /// write to it fails with EPIPE, every time.
 fn with_closed_stdout(cmd: &mut Command) -> Output {

@@ -20,15 +20,11 @@ use std::time::Duration;
 use common::hostile::{assert_refused, run_bounded};
 use common::keys::openssl_key;
 use common::proxy::{Action, Proxy};
-use common::standin::{wharf_clean, SigstoreStandIn};
+use common::standin::SigstoreStandIn;
 use common::*;
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// Two files, each keyless-signed (`sign-blob`) and attested (`attest-blob`) against one
 /// stand-in: genuine material to tamper with.
@@ -318,18 +314,6 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
-fn fallback_tag(digest: &str) -> String {
-    digest.replace(':', "-")
-}
-
-/// The `sha256-<hex>` fallback index of `digest`, parsed.
-fn fallback_index(reg: &Registry, name: &str, digest: &str) -> Value {
-    let (bytes, _) = reg
-        .get_manifest(name, &fallback_tag(digest))
-        .expect("fallback index");
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 fn key_verify(key: &common::keys::Key, image: &str) -> Command {
     let mut cmd = wharf_clean();
     cmd.args(["verify", "--allow-insecure-registry", "--key", key.public()])
@@ -389,7 +373,7 @@ fn one_unreadable_referrer_is_a_rejection_and_junk_past_the_cap_is_counted() {
     // Listed before the genuine bundle: a referrer the registry refuses to serve and one whose
     // bundle is not JSON. Each is a candidate that does not count; the genuine bundle still
     // verifies.
-    let mut index = fallback_index(&reg, &img.name, &img.digest);
+    let mut index = reg.fallback_index(&img.name, &img.digest);
     let genuine = index["manifests"][0].clone();
     let refused = push_referrers(&reg, &img.name, b"{\"mediaType\": \"x\"}", 1).remove(0);
     let refused_digest = refused["digest"].as_str().unwrap().to_string();

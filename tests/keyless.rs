@@ -14,12 +14,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::keys::{openssl_key, Key};
-use common::standin::{cosign_plain, wharf_clean, SigstoreStandIn, GITHUB_ISSUER, REQUEST_TOKEN};
+use common::standin::{SigstoreStandIn, GITHUB_ISSUER, REQUEST_TOKEN};
 use common::*;
 use serde_json::{json, Value};
 
@@ -37,13 +37,6 @@ const TWO: &[&str] = &["linux/amd64", "linux/arm64"];
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `cosign` pointed at `si`'s trust material.
-fn cosign(si: &SigstoreStandIn) -> Command {
-    let mut cmd = cosign_plain();
-    si.cosign_env(&mut cmd);
-    cmd
-}
 
 /// `wharf sign --allow-insecure-registry --fulcio-url … --rekor-url … --trusted-root …`,
 /// keyless, without a token yet (add `--identity-token` or the ambient variables).
@@ -85,7 +78,7 @@ fn wharf_verify_octo(si: &SigstoreStandIn, image: &str) -> Command {
 
 /// `cosign verify` with the octo-org identity policy.
 fn cosign_verify_octo(si: &SigstoreStandIn, image: &str) -> Command {
-    let mut cmd = cosign(si);
+    let mut cmd = si.cosign();
     cmd.args([
         "verify",
         "--allow-insecure-registry",
@@ -102,7 +95,7 @@ fn cosign_verify_octo(si: &SigstoreStandIn, image: &str) -> Command {
 
 /// `cosign sign` keyless against `si` with a fresh default token.
 fn cosign_sign_keyless(si: &SigstoreStandIn, image: &str) -> Command {
-    let mut cmd = cosign(si);
+    let mut cmd = si.cosign();
     cmd.args([
         "sign",
         "-y",
@@ -142,13 +135,6 @@ fn keyless_signed(seed: u64) -> Setup {
     s
 }
 
-fn sig_tag(digest: &str) -> String {
-    format!(
-        "sha256-{}.sig",
-        digest.strip_prefix("sha256:").expect("sha256 digest")
-    )
-}
-
 /// The `.sig` manifest of `digest` as JSON.
 fn sig_manifest(reg: &Registry, name: &str, digest: &str) -> Value {
     let (bytes, _) = reg
@@ -171,13 +157,6 @@ fn annotation(layer: &Value, key: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("signature layer has no {key}: {layer}"))
         .to_string()
-}
-
-/// Stores `manifest` (re-serialised; the blobs it names are already in the repository) at
-/// `digest`'s signature tag.
-fn put_sig_manifest(reg: &Registry, name: &str, digest: &str, manifest: &Value) {
-    let bytes = serde_json::to_vec(manifest).unwrap();
-    reg.push_manifest(name, &sig_tag(digest), &bytes);
 }
 
 /// Rewrites the first signature layer's annotations of `digest`'s `.sig` with `edit`.
@@ -229,35 +208,6 @@ fn bundle_of(layer: &Value) -> Value {
     bundle
 }
 
-/// The docker-manifest-digests named by the JSON array `wharf verify` prints.
-fn verified_digests(out: &Output) -> BTreeSet<String> {
-    let payloads: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("verify stdout is not JSON ({e}): {}", stdout_of(out)));
-    payloads
-        .as_array()
-        .expect("verify stdout is a JSON array")
-        .iter()
-        .map(|p| {
-            assert_eq!(p["critical"]["type"], "cosign container image signature");
-            p["critical"]["image"]["docker-manifest-digest"]
-                .as_str()
-                .expect("docker-manifest-digest")
-                .to_string()
-        })
-        .collect()
-}
-
-/// Runs a `wharf verify` expecting failure, with no payload on stdout; returns the error line.
-fn verify_fails(cmd: &mut Command) -> String {
-    let out = run_fail(cmd);
-    assert_eq!(
-        stdout_of(&out).trim(),
-        "",
-        "a failed verification printed payloads"
-    );
-    error_line(&out)
-}
-
 /// The subjectAltName extension of a PEM certificate, as `openssl x509 -ext` prints it.
 fn san_of(pem: &str, dir: &Path) -> String {
     let path = dir.join(format!("cert-{}.pem", &sha256_hex(pem.as_bytes())[..12]));
@@ -268,10 +218,6 @@ fn san_of(pem: &str, dir: &Path) -> String {
             .arg(&path),
     );
     stdout_of(&out)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -659,7 +605,7 @@ fn key_signature_is_logged_and_verifies_without_ignoring_the_tlog() {
     // cosign, with the stand-in's Rekor key.
     for digest in img.all_digests() {
         run_ok(
-            cosign(&si)
+            si.cosign()
                 .args(["verify", "--allow-insecure-registry"])
                 .args(["--rekor-url", &si.rekor_url, "--key", s(&public)])
                 .arg(img.at(&digest)),

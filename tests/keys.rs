@@ -20,13 +20,6 @@ fn openssl() -> Command {
     Command::new(require_tool("openssl"))
 }
 
-/// `cosign …` with COSIGN_* variables from the host removed.
-fn cosign() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    cmd.env_remove("COSIGN_PASSWORD");
-    cmd
-}
-
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
@@ -89,12 +82,8 @@ fn wharf_public(key: &str, password: Option<&str>) -> Command {
     cmd
 }
 
-fn s(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
-
-/// Asserts the failure is one `wharf: error:` line on stderr, nothing on stdout and no
-/// password anywhere; returns that line.
+/// Asserts the failure is one `wharf: error:` line on stderr ([`common::single_error_line`]),
+/// no other line, not a byte on stdout and no password anywhere; returns that line.
 fn single_error_line(out: &Output) -> String {
     let stderr = stderr_of(out);
     let stdout = stdout_of(out);
@@ -105,13 +94,14 @@ fn single_error_line(out: &Output) -> String {
         );
     }
     assert!(stdout.is_empty(), "stdout of a failure: {stdout:?}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got:\n{stderr}");
-    assert!(
-        lines[0].starts_with("wharf: error: "),
-        "stderr does not start with `wharf: error:`: {stderr}"
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "expected one stderr line, got:\n{stderr}"
     );
-    lines[0].to_string()
+    let line = common::single_error_line(out);
+    assert!(line.starts_with("wharf: error: "), "{line}");
+    line
 }
 
 // ---------------------------------------------------------------------------------------

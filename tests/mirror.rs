@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -40,16 +40,6 @@ fn small_spec(seed: u64) -> LayoutSpec {
 // Commands
 // ---------------------------------------------------------------------------------------
 
-fn parse_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\n--- stderr ---\n{}",
-            stdout_of(out),
-            stderr_of(out)
-        )
-    })
-}
-
 /// `wharf mirror SRC DST [EXTRA…] --allow-insecure-registry`.
 fn mirror_cmd(src: &str, dst: &str, extra: &[&str]) -> Command {
     let mut cmd = wharf();
@@ -70,7 +60,7 @@ fn mirror_json(src: &str, dst: &str, extra: &[&str]) -> Value {
 
 /// A cosign command with the key password in its environment and Docker config isolated.
 fn cosign(tmp: &Path) -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
+    let mut cmd = common::cosign();
     cmd.env("COSIGN_PASSWORD", PASSWORD)
         .env("DOCKER_CONFIG", tmp.join("docker"))
         .env_remove("WHARF_PASSWORD");
@@ -81,41 +71,6 @@ fn oras(tmp: &Path) -> Command {
     let mut cmd = Command::new(require_tool("oras"));
     cmd.env("DOCKER_CONFIG", tmp.join("docker"));
     cmd
-}
-
-/// Asserts a failed command printed exactly one non-empty stderr line, starting
-/// `wharf: error:`, and nothing on stdout; returns that line.
-fn single_error_line(out: &Output) -> String {
-    assert!(!out.status.success(), "expected failure");
-    assert_ne!(out.status.code(), Some(0));
-    let stderr = stderr_of(out);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected exactly one stderr line, got:\n{stderr}\n--- stdout ---\n{}",
-        stdout_of(out)
-    );
-    assert!(
-        lines[0].starts_with("wharf: error:"),
-        "stderr does not start with `wharf: error:`: {stderr}"
-    );
-    assert!(
-        stdout_of(out).trim().is_empty(),
-        "a failed mirror printed on stdout: {}",
-        stdout_of(out)
-    );
-    eprintln!("error line: {}", lines[0]);
-    lines[0].to_string()
-}
-
-fn assert_mentions(line: &str, words: &[&str]) {
-    for word in words {
-        assert!(
-            line.contains(word),
-            "error {line:?} does not mention {word:?}"
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -47,55 +47,11 @@ fn push_json(layout: &str, dest: &str, extra: &[&str]) -> Value {
     parse_json(&out)
 }
 
-fn parse_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\n--- stderr ---\n{}",
-            stdout_of(out),
-            stderr_of(out)
-        )
-    })
-}
-
 /// The layout's path as a `wharf push` source argument, with `:REF` when given.
 fn source(layout: &BuiltLayout, reference: Option<&str>) -> String {
     match reference {
         Some(r) => format!("{}:{r}", layout.dir.display()),
         None => layout.dir.display().to_string(),
-    }
-}
-
-/// Asserts a failed command printed exactly one stderr line, starting `wharf: error:`;
-/// returns that line.
-fn single_error_line(out: &Output) -> String {
-    assert!(!out.status.success(), "expected failure");
-    let stderr = stderr_of(out);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected exactly one stderr line, got:\n{stderr}\n--- stdout ---\n{}",
-        stdout_of(out)
-    );
-    assert!(
-        lines[0].starts_with("wharf: error:"),
-        "stderr does not start with `wharf: error:`: {stderr}"
-    );
-    assert!(
-        stdout_of(out).trim().is_empty(),
-        "a failed push printed on stdout: {}",
-        stdout_of(out)
-    );
-    eprintln!("error line: {}", lines[0]);
-    lines[0].to_string()
-}
-
-fn assert_mentions(line: &str, words: &[&str]) {
-    for word in words {
-        assert!(
-            line.contains(word),
-            "error {line:?} does not mention {word:?}"
-        );
     }
 }
 

@@ -41,26 +41,6 @@ const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 // Commands
 // ---------------------------------------------------------------------------------------
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn cosign() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    clean(&mut cmd);
-    cmd
-}
-
-fn parse_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\n--- stderr ---\n{}",
-            stdout_of(out),
-            stderr_of(out)
-        )
-    })
-}
-
 /// `wharf release --config CONFIG` with the key password, in `cwd` if given.
 fn release_cmd(config: &Path) -> Command {
     let mut cmd = wharf_clean();
@@ -226,18 +206,6 @@ impl Config {
 // ---------------------------------------------------------------------------------------
 // Reading what a registry holds
 // ---------------------------------------------------------------------------------------
-
-fn hex(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").expect("sha256 digest")
-}
-
-fn sig_tag(digest: &str) -> String {
-    format!("sha256-{}.sig", hex(digest))
-}
-
-fn att_tag(digest: &str) -> String {
-    format!("sha256-{}.att", hex(digest))
-}
 
 fn manifest_value(reg: &Registry, repo: &str, reference: &str) -> Option<Value> {
     reg.get_manifest(repo, reference)
@@ -676,6 +644,36 @@ fn rerun_is_idempotent() {
         "rerun steps not \"already done\": {not_skipped:?} (all: {:?})",
         second.steps
     );
+}
+
+/// The release decrypts its key once, so it asks for the password once: here the password
+/// comes on a pipe (no terminal, nothing in the environment) through the password file
+/// `/dev/stdin`, which holds it for one read only. A second ask would read nothing and fail
+/// as a wrong password; the release succeeding counts exactly one.
+#[test]
+fn release_asks_for_the_key_password_once() {
+    let reg = Registry::start();
+    let tmp = tempdir();
+    let key = wharf_key(tmp.path(), "release", PASSWORD);
+    let layout = example_layout(&tmp.path().join("layout"));
+    let config = Config::key(&format!("{}:v1", layout.display()), &reg.repo("app"), &key)
+        .insecure(&[&reg])
+        .write(&tmp.path().join("wharf.toml"));
+    let mut cmd = wharf_clean();
+    cmd.args(["release", "--config"]).arg(&config).args([
+        "--set",
+        "signing.password_file=/dev/stdin",
+        "--output",
+        "json",
+    ]);
+    let out = run_with_stdin(&mut cmd, &format!("{PASSWORD}\n"));
+    assert!(
+        out.status.success(),
+        "the release asked for the password more than once:\n{}",
+        stderr_of(&out)
+    );
+    let report = Report::of(parse_json(&out));
+    assert_release_state(&reg, "app", &report, &["v1", "latest"]);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{digest_of, require_tool, run_ok, stderr_of, stdout_of};
+use common::{digest_of, require_tool, run_ok, stderr_of, stdout_of, validate_cyclonedx};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -349,65 +349,10 @@ fn build_image() -> BuiltImage {
 // Independent schema validation
 // ---------------------------------------------------------------------------------------
 
-/// Validates `doc` against the official CycloneDX 1.5 JSON schema (and the SPDX and JSF
-/// schemas it references), as shipped in the `cyclonedx-python-lib` package, with Python's
-/// `jsonschema`. Returns the validator's messages on failure.
-const VALIDATOR: &str = r#"
-import glob, importlib.util, json, os, sys
-from urllib.parse import urljoin
-from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-
-spec = importlib.util.find_spec("cyclonedx")
-if spec is None:
-    sys.exit("cyclonedx-python-lib is not installed (pip install cyclonedx-python-lib)")
-res = os.path.join(list(spec.submodule_search_locations)[0], "schema", "_res")
-
-def find(pattern):
-    found = sorted(glob.glob(os.path.join(res, pattern)))
-    if not found:
-        sys.exit(f"no {pattern} in {res}")
-    return found[0]
-
-def load(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-schema = load(find("bom-1.5*.schema.json"))
-resources = []
-for pattern in ("spdx*.schema.json", "jsf-0.82*.schema.json"):
-    path = find(pattern)
-    contents = load(path)
-    resource = Resource.from_contents(contents)
-    # Reachable both by the file name the BOM schema refers to and by the schema's own $id.
-    resources.append((urljoin(schema["$id"], os.path.basename(path)), resource))
-    resources.append((contents["$id"], resource))
-validator = Draft7Validator(
-    schema,
-    registry=Registry().with_resources(resources),
-    format_checker=Draft7Validator.FORMAT_CHECKER,
-)
-doc = load(sys.argv[1])
-errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-for e in errors:
-    print("/" + "/".join(map(str, e.absolute_path)) + ": " + e.message, file=sys.stderr)
-sys.exit(1 if errors else 0)
-"#;
-
 fn validate_with_schema(doc: &[u8], dir: &Path) -> Result<(), String> {
     let path = dir.join("bom.json");
     fs::write(&path, doc).unwrap();
-    let out = Command::new(require_tool("python3"))
-        .arg("-c")
-        .arg(VALIDATOR)
-        .arg(&path)
-        .output()
-        .expect("spawn python3");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{}{}", stdout_of(&out), stderr_of(&out)))
-    }
+    validate_cyclonedx(&path)
 }
 
 // ---------------------------------------------------------------------------------------

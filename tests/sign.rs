@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::keys::{cosign_key, openssl_key, wharf_key, Key};
 use common::*;
@@ -25,13 +25,6 @@ const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `cosign …` without the host's COSIGN_PASSWORD.
-fn cosign() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    cmd.env_remove("COSIGN_PASSWORD");
-    cmd
-}
 
 /// `wharf sign --key K --tlog-upload=false --allow-insecure-registry IMAGE` with the password.
 fn wharf_sign(key: &Key, image: &str) -> Command {
@@ -121,43 +114,6 @@ impl Pushed {
     }
 }
 
-/// Generates a layout with `platforms` and pushes it with `wharf push DIR DEST -o json`.
-fn push_image(dest: &str, platforms: &[&'static str], seed: u64) -> Value {
-    let dir = tempdir();
-    let layout = make_layout(
-        &dir.path().join("layout"),
-        &LayoutSpec {
-            platforms: platforms.to_vec(),
-            layer_size: 512,
-            seed,
-            ..LayoutSpec::default()
-        },
-    );
-    let out = run_ok(
-        wharf()
-            .args(["push", "--allow-insecure-registry", "--output", "json"])
-            .arg(&layout.dir)
-            .arg(dest),
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("push JSON");
-    assert_eq!(report["digest"], layout.root_digest.as_str());
-    report
-}
-
-fn children_of(report: &Value) -> Vec<(String, String)> {
-    report["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .map(|m| {
-            (
-                m["platform"].as_str().expect("platform").to_string(),
-                m["digest"].as_str().expect("digest").to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Pushes a multi-platform image to `reg` as repository `name`.
 fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64) -> Pushed {
     let report = push_image(&reg.repo(name), platforms, seed);
@@ -169,13 +125,6 @@ fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64) ->
     };
     assert_eq!(pushed.children.len(), platforms.len());
     pushed
-}
-
-fn sig_tag(digest: &str) -> String {
-    format!(
-        "sha256-{}.sig",
-        digest.strip_prefix("sha256:").expect("sha256 digest")
-    )
 }
 
 /// The `.sig` manifest of `digest` as JSON, or `None`.
@@ -190,39 +139,9 @@ fn sig_layers(reg: &Registry, name: &str, digest: &str) -> Vec<Value> {
     manifest["layers"].as_array().expect("layers").clone()
 }
 
-/// Stores `manifest` (re-serialised) at `digest`'s signature tag.
-fn put_sig_manifest(reg: &Registry, name: &str, digest: &str, manifest: &Value) {
-    let bytes = serde_json::to_vec(manifest).unwrap();
-    reg.push_manifest(name, &sig_tag(digest), &bytes);
-}
-
-/// The JSON array `wharf verify` prints on stdout: the docker-manifest-digests it names.
-fn verified_digests(out: &Output) -> BTreeSet<String> {
-    let payloads: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("verify stdout is not JSON ({e}): {}", stdout_of(out)));
-    payloads
-        .as_array()
-        .expect("verify stdout is a JSON array")
-        .iter()
-        .map(|p| {
-            assert_eq!(p["critical"]["type"], "cosign container image signature");
-            p["critical"]["image"]["docker-manifest-digest"]
-                .as_str()
-                .expect("docker-manifest-digest")
-                .to_string()
-        })
-        .collect()
-}
-
 /// Runs `wharf verify` expecting failure; returns the error line.
 fn verify_fails(key: &Key, image: &str) -> String {
-    let out = run_fail(&mut wharf_verify(key, image));
-    assert_eq!(
-        stdout_of(&out).trim(),
-        "",
-        "a failed verification printed payloads"
-    );
-    error_line(&out)
+    common::verify_fails(&mut wharf_verify(key, image))
 }
 
 const TWO: &[&str] = &["linux/amd64", "linux/arm64"];

@@ -2,12 +2,13 @@
 //! into Sigstore bundles, cosign's verbs and flags.
 
 use super::sign::{PolicyArgs, SignerArgs};
-use super::{GlobalArgs, OutputFormat};
+use super::GlobalArgs;
 use crate::cosign::attestation;
 use crate::ops::blob::{
     attest_blob, read_bounded, sign_blob, verify_blob, write_atomically, Artifact,
     BlobVerifyRequest, MAX_PREDICATE,
 };
+use crate::report::Document;
 use crate::sigstore::bundle::SigstoreBundle;
 use crate::verify::Rejection;
 use anyhow::{bail, Context, Result};
@@ -171,8 +172,8 @@ fn write_bundle(path: &Path, bundle: &SigstoreBundle) -> Result<()> {
 pub async fn run_sign_blob(args: &SignBlobArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let common = &args.common;
     common.compat.check()?;
-    let (signer, tlog) = common.signer.signer(global.quiet).await?;
-    let bundle = sign_blob(&common.file, signer.as_ref(), tlog.as_ref()).await?;
+    let signing = common.signer.signer(global.quiet).await?;
+    let bundle = sign_blob(&common.file, signing.signer.as_ref(), signing.tlog.as_ref()).await?;
     write_bundle(&common.bundle, &bundle)?;
     if let Some(path) = &args.output_signature {
         let signature = &bundle
@@ -183,7 +184,7 @@ pub async fn run_sign_blob(args: &SignBlobArgs, global: &GlobalArgs) -> Result<E
         write_atomically(path, signature.as_bytes())?;
     }
     if let Some(path) = &args.output_certificate {
-        let Some(pem) = signer.certificate_pem() else {
+        let Some(pem) = signing.signer.certificate_pem() else {
             bail!("--output-certificate: signing with a key yields no certificate");
         };
         write_atomically(path, pem.as_bytes())?;
@@ -198,13 +199,13 @@ pub async fn run_attest_blob(args: &AttestBlobArgs, global: &GlobalArgs) -> Resu
     let predicate = read_bounded(&args.predicate, MAX_PREDICATE, "predicate")?;
     attestation::check_predicate(&predicate_type, &predicate)
         .with_context(|| format!("predicate {}", args.predicate.display()))?;
-    let (signer, tlog) = common.signer.signer(global.quiet).await?;
+    let signing = common.signer.signer(global.quiet).await?;
     let bundle = attest_blob(
         &common.file,
         &predicate_type,
         &predicate,
-        signer.as_ref(),
-        tlog.as_ref(),
+        signing.signer.as_ref(),
+        signing.tlog.as_ref(),
     )
     .await?;
     write_bundle(&common.bundle, &bundle)?;
@@ -218,15 +219,15 @@ fn report_written(
     bundle: &SigstoreBundle,
 ) -> Result<ExitCode> {
     let logged = !bundle.verification_material.tlog_entries.is_empty();
-    global.print(
-        &serde_json::json!({
+    global.emit(&Document {
+        json: serde_json::json!({
             "file": file.display().to_string(),
             "bundle": path.display().to_string(),
             "mediaType": bundle.media_type,
             "transparencyLog": logged,
         }),
-        || format!("Wrote bundle to file {}\n", path.display()),
-    )?;
+        text: format!("Wrote bundle to file {}\n", path.display()),
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -264,14 +265,14 @@ async fn verify(
     let policy_args = &args.policy;
     // Each stage can fail for its own reason; with --output json the reason is printed too.
     let fail = |err: anyhow::Error, stage: &str| -> Result<ExitCode> {
-        if global.output == OutputFormat::Json {
-            let answer = serde_json::json!({
+        global.emit(&Document {
+            json: serde_json::json!({
                 "verified": false,
                 "reason": failure_reason(&err, stage),
                 "error": format!("{err:#}"),
-            });
-            println!("{}", serde_json::to_string_pretty(&answer)?);
-        }
+            }),
+            text: String::new(),
+        })?;
         Err(err)
     };
     if let Err(e) = args.compat.check() {
@@ -299,18 +300,6 @@ async fn verify(
         Ok(r) => r,
         Err(e) => return fail(e, "input"),
     };
-    match global.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Text => {
-            if let Some(statement) = &report.statement {
-                if attestation {
-                    println!("{}", serde_json::to_string(statement)?);
-                }
-            }
-            if !global.quiet {
-                eprintln!("Verified OK");
-            }
-        }
-    }
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 
 use super::closed_pipe::or_die_of_closed_pipe;
 use super::GlobalArgs;
+use crate::report::Document;
 use anyhow::{Context, Result};
 use clap::Args;
 use clap_complete::Shell;
@@ -90,11 +91,12 @@ pub fn run_man(args: &ManArgs, global: &GlobalArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = Vec::new();
     write_pages(root, dir, &mut written)?;
-    global.print(&serde_json::json!({ "pages": written }), || {
-        written
+    global.emit(&Document {
+        text: written
             .iter()
             .map(|p| format!("wrote {}\n", p.display()))
-            .collect()
+            .collect(),
+        json: serde_json::json!({ "pages": written }),
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,9 @@
 //! `wharf policy` and `wharf docs verify`: documents generated from the release config.
 
-use super::key::{load_private_key, load_public_key, PasswordArgs};
-use super::release::load_config;
 use super::GlobalArgs;
-use crate::ops::release_config::ReleaseConfig;
-use crate::ops::release_docs::verifying_guide;
-use crate::ops::release_policy::{admission_policy, Controller};
+use crate::release::docs::verifying_guide;
+use crate::release::policy::{admission_policy, Controller};
+use crate::release::ReleaseConfig;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -91,22 +89,11 @@ fn write(output: Option<&PathBuf>, text: &str) -> Result<()> {
     }
 }
 
-/// The release's public key: `[verify] key`, else the public half of `[signing] key`; none for
-/// keyless releases.
-fn release_public_key(config: &ReleaseConfig) -> Result<Option<p256::PublicKey>> {
-    let password = PasswordArgs {
-        password_file: config.signing.password_file.as_ref().map(PathBuf::from),
-    };
-    match (&config.verify.key, &config.signing.key) {
-        (Some(k), _) => Ok(Some(load_public_key(k, &password)?)),
-        (None, Some(k)) => Ok(Some(load_private_key(k, &password)?.public_key())),
-        (None, None) => Ok(None),
-    }
-}
-
 pub fn run_policy(args: &PolicyArgs, _global: &GlobalArgs) -> Result<ExitCode> {
-    let config = load_config(&args.config, &args.sets)?;
-    let key_pem = release_public_key(&config)?.map(|k| crate::sign::keys::public_key_pem(&k));
+    let config = ReleaseConfig::read(&args.config, &args.sets)?;
+    let key_pem = config
+        .public_key()?
+        .map(|k| crate::sign::keys::public_key_pem(&k));
     let controller = match args.format {
         PolicyFormat::SigstorePolicyController => Controller::PolicyController,
         PolicyFormat::Kyverno => Controller::Kyverno,
@@ -120,7 +107,7 @@ pub fn run_policy(args: &PolicyArgs, _global: &GlobalArgs) -> Result<ExitCode> {
 
 pub fn run_docs(args: &DocsArgs, _global: &GlobalArgs) -> Result<ExitCode> {
     let DocsCommand::Verify(args) = &args.command;
-    let config = load_config(&args.config, &args.sets)?;
+    let config = ReleaseConfig::read(&args.config, &args.sets)?;
     let project = args.project.clone().unwrap_or_else(|| {
         config
             .repository
@@ -129,7 +116,9 @@ pub fn run_docs(args: &DocsArgs, _global: &GlobalArgs) -> Result<ExitCode> {
             .unwrap_or("the project")
             .to_string()
     });
-    let fingerprint = release_public_key(&config)?.map(|k| crate::sign::keys::fingerprint(&k));
+    let fingerprint = config
+        .public_key()?
+        .map(|k| crate::sign::keys::fingerprint(&k));
     write(
         Some(&args.output_file),
         &verifying_guide(&config, &project, fingerprint.as_deref())?,

@@ -1,12 +1,13 @@
-//! `wharf key ...` and `wharf generate-key-pair`, plus reading key references and passwords for
-//! the other commands.
+//! `wharf key ...` and `wharf generate-key-pair`, and the password flag the commands that read
+//! keys share.
 
 use super::GlobalArgs;
 use crate::files;
+use crate::report::Document;
+use crate::sign::keyref::{KeyRef, PasswordSource};
 use crate::sign::keys;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,63 +79,10 @@ pub struct PasswordArgs {
 }
 
 impl PasswordArgs {
-    /// The password, from file, environment or prompt; `confirm` asks twice when prompting.
-    pub fn read(&self, purpose: &str, confirm: bool) -> Result<Vec<u8>> {
-        if let Some(file) = &self.password_file {
-            let text =
-                crate::files::read_bounded_text(file, crate::files::SECRET_LIMIT, "password file")?;
-            return Ok(text.lines().next().unwrap_or("").as_bytes().to_vec());
+    pub fn source(&self) -> PasswordSource {
+        PasswordSource {
+            file: self.password_file.clone(),
         }
-        for var in ["WHARF_PASSWORD", "COSIGN_PASSWORD"] {
-            if let Ok(value) = std::env::var(var) {
-                return Ok(value.into_bytes());
-            }
-        }
-        if !std::io::stdin().is_terminal() {
-            bail!("{purpose} needs a password: set WHARF_PASSWORD (or COSIGN_PASSWORD), or pass --password-file");
-        }
-        let first = rpassword::prompt_password(format!("Enter password for {purpose}: "))?;
-        if confirm {
-            let second = rpassword::prompt_password("Enter password again: ")?;
-            if first != second {
-                bail!("the passwords do not match");
-            }
-        }
-        Ok(first.into_bytes())
-    }
-}
-
-/// The most read of a key file: a PEM key is well under 1 KiB, a PEM with comments a few.
-const KEY_FILE_LIMIT: u64 = 64 << 10;
-
-/// Reads what a key reference points at: a file (a regular one, of at most 64 KiB), or
-/// `env://VAR`.
-pub fn read_key_reference(reference: &str) -> Result<Vec<u8>> {
-    if let Some(var) = reference.strip_prefix("env://") {
-        return std::env::var(var).map(String::into_bytes).map_err(|_| {
-            anyhow!("environment variable {var} (from key reference {reference}) is not set")
-        });
-    }
-    files::read_regular_file(std::path::Path::new(reference), KEY_FILE_LIMIT, "key")
-}
-
-/// Loads a private key from a reference, asking for a password only if it is encrypted.
-pub fn load_private_key(reference: &str, password: &PasswordArgs) -> Result<p256::SecretKey> {
-    let contents = read_key_reference(reference)?;
-    keys::load_private_key(&contents, &mut || {
-        password.read(&format!("key {reference}"), false)
-    })
-    .with_context(|| format!("key {reference}"))
-}
-
-/// Loads a public key from a reference; a private key reference yields its public half.
-pub fn load_public_key(reference: &str, password: &PasswordArgs) -> Result<p256::PublicKey> {
-    let contents = read_key_reference(reference)?;
-    let is_public = String::from_utf8_lossy(&contents).contains("-----BEGIN PUBLIC KEY-----");
-    if is_public {
-        keys::load_public_key(&contents).with_context(|| format!("key {reference}"))
-    } else {
-        Ok(load_private_key(reference, password)?.public_key())
     }
 }
 
@@ -143,9 +91,12 @@ pub fn run(args: &KeyArgs, global: &GlobalArgs) -> Result<ExitCode> {
         KeyCommand::Generate(a) => generate(a, global),
         KeyCommand::Public(a) => public(a),
         KeyCommand::Fingerprint(a) => {
-            let key = load_public_key(&a.key, &a.password)?;
+            let key = KeyRef::new(&a.key).load_public(&a.password.source())?;
             let fp = keys::fingerprint(&key);
-            global.print(&serde_json::json!({ "sha256": fp }), || format!("{fp}\n"))?;
+            global.emit(&Document {
+                json: serde_json::json!({ "sha256": fp }),
+                text: format!("{fp}\n"),
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -153,7 +104,7 @@ pub fn run(args: &KeyArgs, global: &GlobalArgs) -> Result<ExitCode> {
 
 /// `wharf key public` and its cosign name, `wharf public-key`.
 pub fn public(args: &PublicArgs) -> Result<ExitCode> {
-    let key = load_private_key(&args.key, &args.password)?;
+    let key = KeyRef::new(&args.key).load_private(&args.password.source())?;
     let pem = keys::public_key_pem(&key.public_key());
     match &args.output_file {
         Some(path) => files::write_output(path, pem.as_bytes())?,
@@ -175,7 +126,7 @@ pub fn generate(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
             );
         }
     }
-    let password = args.password.read("the new private key", true)?;
+    let password = args.password.source().read("the new private key", true)?;
     let secret = keys::generate();
     let encrypted = keys::encrypt_cosign(&secret, &password)?;
     let public = keys::public_key_pem(&secret.public_key());
@@ -186,17 +137,15 @@ pub fn generate(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
     private.commit(args.force)?;
     public_file.commit(args.force)?;
     let fp = keys::fingerprint(&secret.public_key());
-    global.print(
-        &serde_json::json!({
+    global.emit(&Document {
+        text: format!(
+            "Private key written to {}\nPublic key written to {}\nFingerprint (sha256): {fp}\n",
+            key_path.display(),
+            pub_path.display()
+        ),
+        json: serde_json::json!({
             "private_key": key_path, "public_key": pub_path, "sha256": fp,
         }),
-        || {
-            format!(
-                "Private key written to {}\nPublic key written to {}\nFingerprint (sha256): {fp}\n",
-                key_path.display(),
-                pub_path.display()
-            )
-        },
-    )?;
+    })?;
     Ok(ExitCode::SUCCESS)
 }

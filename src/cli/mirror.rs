@@ -1,9 +1,10 @@
-use super::{default_jobs, github, CredentialTargets, GlobalArgs};
+//! `wharf mirror`.
+
+use super::{default_jobs, CredentialTargets, GlobalArgs};
 use crate::oci::ImageRef;
 use crate::ops::mirror::{mirror, MirrorRequest};
 use anyhow::Result;
 use clap::Args;
-use std::fmt::Write;
 use std::process::ExitCode;
 
 /// Copy an image with its signatures, attestations and referrers, byte for byte.
@@ -66,32 +67,6 @@ pub async fn run(args: &MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
         source: Some(&request.source.repository),
     })?;
     let report = mirror(&stores, &request, &global.progress()).await?;
-    github::set_outputs(&[
-        ("digest".into(), report.digest.clone()),
-        ("reference".into(), report.reference.clone()),
-    ])?;
-    global.print(&report, || {
-        let mut s = String::new();
-        let _ = writeln!(s, "mirrored {} to {}", report.source, report.reference);
-        for m in &report.manifests {
-            let _ = writeln!(s, "  {:<16} {}", m.platform.as_deref().unwrap_or("-"), m.digest);
-        }
-        let a = &report.artifacts;
-        let _ = writeln!(
-            s,
-            "  attached: {} signature, {} attestation, {} sbom manifests, {} referrers copied; {} already there",
-            a.signatures, a.attestations, a.sboms, a.referrers, a.unchanged
-        );
-        let st = &report.stats;
-        let _ = writeln!(
-            s,
-            "  blobs: {} copied ({} bytes), {} mounted, {} already there",
-            st.blobs_uploaded, st.bytes_uploaded, st.blobs_mounted, st.blobs_skipped
-        );
-        for t in &report.tags {
-            let _ = writeln!(s, "  tagged {}:{t}", report.destination);
-        }
-        s
-    })?;
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,8 @@
-//! The command line: parses arguments, calls an operation, prints its report. No logic of its own.
+//! The command line: turns flags into what the layers below take (who signs, who must have
+//! signed, which registry gets which credentials, the request), calls the operation, and
+//! prints the report it returns ([`report`]: the one place the output format is chosen).
+//! What a flag means beyond its spelling (reading keys, the trust root, the release) lives
+//! below it.
 
 mod blob;
 pub mod closed_pipe;
@@ -12,6 +16,7 @@ mod mirror;
 mod provenance;
 mod push;
 mod release;
+mod report;
 mod sbom;
 mod sign;
 mod trust;
@@ -261,21 +266,7 @@ impl GlobalArgs {
     }
 
     pub fn progress(&self) -> Progress {
-        Progress::new(!self.quiet && self.output == OutputFormat::Text)
-    }
-
-    /// Prints a result: JSON, or the text lines unless quiet.
-    pub fn print<T: serde::Serialize>(
-        &self,
-        value: &T,
-        text: impl FnOnce() -> String,
-    ) -> Result<()> {
-        match self.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
-            OutputFormat::Text if !self.quiet => print!("{}", text()),
-            OutputFormat::Text => {}
-        }
-        Ok(())
+        Progress::new(self.chatty())
     }
 }
 

@@ -55,7 +55,7 @@ pub fn run(args: &ProvenanceArgs, _global: &GlobalArgs) -> Result<ExitCode> {
         serde_json::to_vec_pretty(&serde_json::json!({
             "_type": attestation::STATEMENT_V1,
             "subject": subjects,
-            "predicateType": "https://slsa.dev/provenance/v1",
+            "predicateType": attestation::SLSA_PROVENANCE_V1,
             "predicate": predicate,
         }))?
     };

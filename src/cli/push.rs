@@ -1,9 +1,10 @@
-use super::{default_jobs, github, CredentialTargets, GlobalArgs};
+//! `wharf push`.
+
+use super::{default_jobs, CredentialTargets, GlobalArgs};
 use crate::oci::ImageRef;
 use crate::ops::push::{layout_source, push, PushRequest};
 use anyhow::Result;
 use clap::Args;
-use std::fmt::Write;
 use std::process::ExitCode;
 
 /// Push a (multi-arch) image from an OCI image layout to a registry, by digest.
@@ -56,59 +57,6 @@ pub async fn run(args: &PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
     };
     let stores = global.stores(CredentialTargets::image(&request.dest))?;
     let report = push(&stores, &request, &global.progress()).await?;
-
-    let mut outputs = vec![
-        ("digest".to_string(), report.digest.clone()),
-        ("reference".to_string(), report.reference.clone()),
-    ];
-    for m in &report.manifests {
-        if let Some(p) = &m.platform {
-            outputs.push((format!("digest-{}", p.replace('/', "-")), m.digest.clone()));
-        }
-    }
-    github::set_outputs(&outputs)?;
-    github::append_summary(&summary_markdown(&report))?;
-
-    global.print(&report, || {
-        let mut s = String::new();
-        let _ = writeln!(s, "pushed {}", report.reference);
-        for m in &report.manifests {
-            let _ = writeln!(
-                s,
-                "  {:<16} {}",
-                m.platform.as_deref().unwrap_or("-"),
-                m.digest
-            );
-        }
-        let st = &report.stats;
-        let _ = writeln!(
-            s,
-            "  blobs: {} uploaded ({} bytes), {} mounted, {} already there; manifests: {} written, {} already there",
-            st.blobs_uploaded, st.bytes_uploaded, st.blobs_mounted, st.blobs_skipped, st.manifests_written, st.manifests_skipped
-        );
-        for t in &report.tags {
-            let _ = writeln!(s, "  tagged {}:{t}", report.repository);
-        }
-        s
-    })?;
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn summary_markdown(report: &crate::ops::push::PushReport) -> String {
-    let mut s = format!(
-        "### wharf push\n\nPushed `{}`\n\n| platform | digest |\n|---|---|\n",
-        report.reference
-    );
-    for m in &report.manifests {
-        let _ = writeln!(
-            s,
-            "| {} | `{}` |",
-            m.platform.as_deref().unwrap_or("-"),
-            m.digest
-        );
-    }
-    for t in &report.tags {
-        let _ = writeln!(s, "\nTagged `{}:{t}`", report.repository);
-    }
-    s
 }

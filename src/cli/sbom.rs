@@ -3,13 +3,11 @@
 use super::{CredentialTargets, GlobalArgs};
 use crate::oci::{ImageRef, Platform};
 use crate::ops::attest::platform_manifest;
-use crate::ops::tree::{tree, tree_all, TreeReport};
+use crate::ops::tree::{tree, tree_all};
 use crate::sbom::{generate, SbomRequest};
 use crate::store::{resolve_reference, ManifestRef};
-use crate::text::one_line;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -100,50 +98,11 @@ pub async fn run_tree(args: &TreeArgs, global: &GlobalArgs) -> Result<ExitCode> 
     let store = stores.open(&image).await?;
     if image.tag.is_none() && image.digest.is_none() {
         if let Some(images) = store.images().await? {
-            let report = tree_all(store.as_ref(), images).await?;
-            global.print(&report, || {
-                if report.images.is_empty() {
-                    return format!("{}: no images\n", report.repository);
-                }
-                report.images.iter().map(tree_text).collect()
-            })?;
+            global.emit(&tree_all(store.as_ref(), images).await?)?;
             return Ok(ExitCode::SUCCESS);
         }
     }
     let root = resolve_reference(store.as_ref(), &image).await?;
-    let report: TreeReport = tree(store.as_ref(), &root).await?;
-    global.print(&report, || tree_text(&report))?;
+    global.emit(&tree(store.as_ref(), &root).await?)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn tree_text(report: &TreeReport) -> String {
-    let mut s = String::new();
-    // Tags, platforms and artifact types are what the store holds: a peer's text.
-    let tags = if report.tags.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", one_line(&report.tags.join(", ")))
-    };
-    let _ = writeln!(s, "{}@{}{tags}", report.repository, report.digest);
-    for m in &report.manifests {
-        let _ = writeln!(
-            s,
-            "└── {}{}",
-            m.digest,
-            m.platform
-                .as_deref()
-                .map(|p| format!(" ({})", one_line(p)))
-                .unwrap_or_default()
-        );
-        for a in &m.attachments {
-            let _ = writeln!(
-                s,
-                "    ├── {:<11} {} {}",
-                a.kind,
-                one_line(&a.reference),
-                one_line(&a.detail)
-            );
-        }
-    }
-    s
 }

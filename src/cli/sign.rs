@@ -1,25 +1,27 @@
 //! `wharf sign`, `wharf verify`, `wharf attest`, `wharf verify-attestation`, and the argument
 //! groups they share: who signs (key or keyless) and who must have signed (the policy).
 
-use super::key::{load_private_key, load_public_key, PasswordArgs};
+use super::key::PasswordArgs;
 use super::trust::TufArgs;
-use super::{default_signing_jobs, github, CredentialTargets, GlobalArgs};
+use super::{default_signing_jobs, CredentialTargets, GlobalArgs};
 use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
 use crate::ops::bundles::BundleFormat;
-use crate::ops::sign::{sign_staged, stage, targets, SignRequest, Tlog};
+use crate::ops::graph::targets;
+use crate::ops::policy::PolicySpec;
+use crate::ops::sign::{sign_staged, stage, SignRequest};
 use crate::ops::verify::{verify, Policy, VerifyRequest};
-use crate::sign::keyless::KeylessSigner;
-use crate::sign::{KeySigner, Signer};
-use crate::sigstore::oidc::TokenSource;
+use crate::sign::keyref::KeyRef;
+use crate::sign::spec::{SignerKind, SignerSpec, Signing};
+use crate::sigstore::claims::GithubClaim;
 use crate::sigstore::trust::TrustRoot;
+use crate::sigstore::trust_source::TrustSource;
 use crate::store::{resolve_reference, Store};
 use crate::verify::{FullMatch, IdentityPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,8 +43,11 @@ pub struct SigstoreArgs {
 }
 
 impl SigstoreArgs {
-    pub async fn trust_root(&self) -> Result<TrustRoot> {
-        super::trust::trust_root(self.trusted_root.as_deref(), &self.tuf).await
+    pub fn trust_source(&self) -> TrustSource {
+        TrustSource {
+            trusted_root: self.trusted_root.clone(),
+            tuf: self.tuf.source(),
+        }
     }
 }
 
@@ -86,70 +91,45 @@ pub struct SignerArgs {
     pub password: PasswordArgs,
 }
 
-fn sigstore_http() -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()?)
-}
-
 impl SignerArgs {
-    /// The signer these flags describe, and where its signatures are logged.
-    pub async fn signer(&self, quiet: bool) -> Result<(Box<dyn Signer>, Option<Tlog>)> {
+    /// Who signs, as these flags say.
+    pub fn spec(&self) -> Result<SignerSpec> {
         if self.key.is_none() && !self.tlog_upload {
             bail!("keyless signatures must be logged: --tlog-upload=false needs --key");
         }
-        // The HTTP client (root certificates to load) only when Fulcio or Rekor is used.
-        let mut http = None;
-        let signer: Box<dyn Signer> = match &self.key {
-            Some(key) => {
-                // Decrypting a key is deliberately slow (scrypt): off the async threads, so
-                // the caller can read the registry meanwhile.
-                let (key, password) = (key.clone(), self.password.clone());
-                let secret = tokio::task::spawn_blocking(move || load_private_key(&key, &password))
-                    .await??;
-                Box::new(KeySigner::new(secret))
-            }
+        let kind = match &self.key {
+            Some(key) => SignerKind::Key {
+                key: KeyRef::new(key),
+                password: self.password.source(),
+            },
             None => {
-                let tokens = TokenSource {
-                    explicit: self.identity_token.clone(),
-                    audience: "sigstore".into(),
-                };
                 super::cosign_env::refuse_sigstore_root_file(
                     self.sigstore.trusted_root.as_deref(),
                 )?;
-                let trust = self.sigstore.trust_root().await?;
-                let client = http.insert(sigstore_http()?);
-                let signer = KeylessSigner::obtain(
-                    client,
-                    &self.fulcio_url,
-                    &tokens,
-                    &trust,
-                    self.insecure_ignore_sct,
-                )
-                .await?;
-                if !quiet {
-                    eprintln!(
-                        "wharf: signing keylessly as {}",
-                        crate::text::one_line(&signer.identity())
-                    );
+                SignerKind::Keyless {
+                    identity_token: self.identity_token.clone(),
+                    fulcio_url: self.fulcio_url.clone(),
+                    ignore_sct: self.insecure_ignore_sct,
                 }
-                Box::new(signer)
             }
         };
-        let tlog = if self.tlog_upload {
-            Some(Tlog {
-                http: match http {
-                    Some(client) => client,
-                    None => sigstore_http()?,
-                },
-                rekor_url: self.sigstore.rekor_url.clone(),
-            })
-        } else {
-            None
-        };
-        Ok((signer, tlog))
+        Ok(SignerSpec {
+            kind,
+            rekor_url: self.tlog_upload.then(|| self.sigstore.rekor_url.clone()),
+        })
+    }
+
+    /// The signer these flags describe, and where its signatures are logged. Unless `quiet`,
+    /// says whom a keyless certificate was issued to.
+    pub async fn signer(&self, quiet: bool) -> Result<Signing> {
+        let signing = self.spec()?.build(&self.sigstore.trust_source()).await?;
+        if let (Some(identity), false) = (&signing.identity, quiet) {
+            eprintln!(
+                "wharf: signing keylessly as {}",
+                crate::text::one_line(identity)
+            );
+        }
+        Ok(signing)
     }
 }
 
@@ -224,59 +204,57 @@ fn regex(flag: &str, value: &Option<String>) -> Result<Option<FullMatch>> {
 }
 
 impl PolicyArgs {
-    /// The Sigstore trust material the checks need. A key without the transparency log uses
-    /// none, so it never waits on a TUF refresh.
+    /// The Sigstore trust material the checks need (see [`PolicySpec::trust_root`]).
     pub async fn trust_root(&self) -> Result<TrustRoot> {
-        if self.key.is_some() && self.insecure_ignore_tlog && self.sigstore.trusted_root.is_none() {
-            return Ok(TrustRoot::public_good());
-        }
         if self.key.is_none() {
             super::cosign_env::refuse_sigstore_root_file(self.sigstore.trusted_root.as_deref())?;
         }
-        self.sigstore.trust_root().await
+        self.spec()?.trust_root(&self.sigstore.trust_source()).await
     }
 
-    /// The verification policy the flags describe. There is no default: without a policy
+    /// Who must have signed, as these flags say. There is no default: without a policy
     /// nothing is verified.
-    pub fn policy(&self) -> Result<Policy> {
+    pub fn spec(&self) -> Result<PolicySpec> {
         let keyless_flags = self.certificate_identity.is_some()
             || self.certificate_identity_regexp.is_some()
             || self.certificate_oidc_issuer.is_some()
             || self.certificate_oidc_issuer_regexp.is_some();
-        if let Some(key) = &self.key {
+        let mut spec = PolicySpec {
+            key: self.key.as_deref().map(KeyRef::new),
+            password: self.password.source(),
+            ignore_tlog: self.insecure_ignore_tlog,
+            ignore_sct: self.insecure_ignore_sct,
+            ..PolicySpec::default()
+        };
+        if spec.key.is_some() {
             if keyless_flags {
                 bail!("pass either --key or --certificate-identity/--certificate-oidc-issuer, not both");
             }
-            return Ok(Policy::Key(load_public_key(key, &self.password)?));
+            return Ok(spec);
         }
-        let mut github_claims = Vec::new();
-        for (oid, value) in [
+        let github_claims = [
             (
-                "1.3.6.1.4.1.57264.1.2",
+                GithubClaim::WorkflowTrigger,
                 &self.certificate_github_workflow_trigger,
             ),
             (
-                "1.3.6.1.4.1.57264.1.3",
+                GithubClaim::WorkflowSha,
                 &self.certificate_github_workflow_sha,
             ),
             (
-                "1.3.6.1.4.1.57264.1.4",
+                GithubClaim::WorkflowName,
                 &self.certificate_github_workflow_name,
             ),
             (
-                "1.3.6.1.4.1.57264.1.5",
+                GithubClaim::WorkflowRepository,
                 &self.certificate_github_workflow_repository,
             ),
             (
-                "1.3.6.1.4.1.57264.1.6",
+                GithubClaim::WorkflowRef,
                 &self.certificate_github_workflow_ref,
             ),
-        ] {
-            if let Some(v) = value {
-                github_claims.push((oid.to_string(), v.clone()));
-            }
-        }
-        let identity = IdentityPolicy {
+        ];
+        spec.identity = IdentityPolicy {
             identity: self.certificate_identity.clone(),
             identity_regexp: regex(
                 "--certificate-identity-regexp",
@@ -287,15 +265,23 @@ impl PolicyArgs {
                 "--certificate-oidc-issuer-regexp",
                 &self.certificate_oidc_issuer_regexp,
             )?,
-            github_claims,
+            github_claims: github_claims
+                .into_iter()
+                .filter_map(|(claim, value)| value.clone().map(|v| (claim, v)))
+                .collect(),
         };
-        if !identity.is_set() {
+        if !spec.identity.is_set() {
             bail!(
                 "verification needs a policy: --key PUBLIC_KEY, or --certificate-identity (or -regexp) \
                  together with --certificate-oidc-issuer (or -regexp)"
             );
         }
-        Ok(Policy::Identity(identity))
+        Ok(spec)
+    }
+
+    /// The verification policy the flags describe, its key read.
+    pub fn policy(&self) -> Result<Policy> {
+        self.spec()?.policy()
     }
 }
 
@@ -497,10 +483,6 @@ async fn digest_of(store: &dyn Store, image: &ImageRef, allow_tag: bool) -> Resu
     Ok(resolved.digest)
 }
 
-fn platform_suffix(p: &Option<String>) -> String {
-    p.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
-}
-
 pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let image = ImageRef::parse(&args.image)?;
     let annotations = parse_annotations(&args.annotations)?;
@@ -522,33 +504,18 @@ pub async fn run_sign(args: &SignArgs, global: &GlobalArgs) -> Result<ExitCode> 
         let staged = stage(store.as_ref(), &request, targets).await?;
         Ok::<_, anyhow::Error>((store, request, staged))
     };
-    let ((store, request, staged), (signer, tlog)) =
+    let ((store, request, staged), signing) =
         tokio::try_join!(prepare, args.signer.signer(global.quiet))?;
-    let digest = &request.digest;
     let report = sign_staged(
         store.as_ref(),
-        signer.as_ref(),
-        tlog.as_ref(),
+        signing.signer.as_ref(),
+        signing.tlog.as_ref(),
         &request,
         staged,
         &global.progress(),
     )
     .await?;
-    github::set_outputs(&[("signed-digest".into(), digest.to_string())])?;
-    global.print(&report, || {
-        let mut s = String::new();
-        for m in &report.signed {
-            let verb = if m.added { "signed" } else { "already signed" };
-            let _ = writeln!(
-                s,
-                "{verb} {}@{}{}",
-                report.repository,
-                m.digest,
-                platform_suffix(&m.platform)
-            );
-        }
-        s
-    })?;
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -577,34 +544,7 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
     let report = verify(store.as_ref(), &policy, &request).await?;
-    match global.output {
-        super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        super::OutputFormat::Text => {
-            if !global.quiet {
-                eprintln!(
-                    "Verification for {}@{} --",
-                    report.repository, request.digest
-                );
-                eprintln!("The following checks were performed on each of these signatures:");
-                for c in &report.checks {
-                    eprintln!("  - {c}");
-                }
-                for m in &report.verified {
-                    eprintln!("  verified {}{}", m.digest, platform_suffix(&m.platform));
-                    if m.candidates_not_examined > 0 {
-                        eprintln!(
-                            "    ({} more candidate(s) were not examined)",
-                            m.candidates_not_examined
-                        );
-                    }
-                }
-            }
-            // Like cosign: the verified payloads, as a JSON array, on standard output.
-            let payloads: Vec<&serde_json::Value> =
-                report.verified.iter().flat_map(|m| &m.payloads).collect();
-            println!("{}", serde_json::to_string(&payloads)?);
-        }
-    }
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -620,7 +560,7 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
     super::cosign_env::note_signature_repository(&stores, &image, global.quiet);
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, args.resolve_tag).await?;
-    let (signer, tlog) = args.signer.signer(global.quiet).await?;
+    let signing = args.signer.signer(global.quiet).await?;
     let request = AttestRequest {
         digest,
         platform,
@@ -629,21 +569,14 @@ pub async fn run_attest(args: &AttestArgs, global: &GlobalArgs) -> Result<ExitCo
         replace: args.replace,
         format: args.bundle_format,
     };
-    let report = attest(store.as_ref(), signer.as_ref(), tlog.as_ref(), &request).await?;
-    global.print(&report, || {
-        format!(
-            "{} {} attestation on {}@{}{}\n",
-            if report.added {
-                "added"
-            } else {
-                "already present:"
-            },
-            report.predicate_type,
-            report.repository,
-            report.digest,
-            platform_suffix(&report.platform)
-        )
-    })?;
+    let report = attest(
+        store.as_ref(),
+        signing.signer.as_ref(),
+        signing.tlog.as_ref(),
+        &request,
+    )
+    .await?;
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -672,25 +605,6 @@ pub async fn run_verify_attestation(
             .ok_or_else(|| anyhow!("no verified predicate to write"))?;
         crate::files::write_output(path, predicate.as_bytes())?;
     }
-    match global.output {
-        super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        super::OutputFormat::Text => {
-            if !global.quiet {
-                for v in &report.verified {
-                    eprintln!(
-                        "verified {} attestation(s) on {}{}",
-                        v.statements.len(),
-                        v.digest,
-                        platform_suffix(&v.platform)
-                    );
-                }
-            }
-            for v in &report.verified {
-                for s in &v.statements {
-                    println!("{}", serde_json::to_string(s)?);
-                }
-            }
-        }
-    }
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,16 +1,16 @@
-//! `wharf trust update|show`, and the one place commands get their Sigstore trust root from:
-//! a `--trusted-root` file, else the TUF-refreshed cache (see `sigstore::tuf`).
+//! `wharf trust update|show`, and the TUF flags every command that needs the Sigstore trust
+//! root shares (where it comes from: `sigstore::trust_source`).
 
 use super::GlobalArgs;
+use crate::report::Report;
 use crate::sigstore::trust::TrustRoot;
-use crate::sigstore::tuf::{
-    default_cache_home, Bounds, TrustMaterial, TufClient, TufRepository, TufStatus,
-};
+use crate::sigstore::trust_source::{read_small, TufSource};
+use crate::sigstore::tuf::{TufClient, TufStatus};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Where the Sigstore trust root is refreshed from.
@@ -29,50 +29,16 @@ pub struct TufArgs {
 }
 
 impl TufArgs {
+    pub fn source(&self) -> TufSource {
+        TufSource {
+            url: self.tuf_url.clone(),
+            root: self.tuf_root.clone(),
+        }
+    }
+
     pub fn client(&self) -> Result<TufClient> {
-        let initial_root = self
-            .tuf_root
-            .as_ref()
-            .map(|path| {
-                read_small(path, 1024 * 1024)
-                    .with_context(|| format!("cannot read the TUF root {}", path.display()))
-            })
-            .transpose()?;
-        let repo = TufRepository::new(self.tuf_url.as_deref(), initial_root)?;
-        TufClient::new(repo, &default_cache_home()?, Bounds::default())
+        self.source().client()
     }
-
-    /// The current trusted root through TUF: the fresh cache, else a refresh, else a
-    /// fallback announced by one warning line on stderr.
-    pub async fn current(&self) -> Result<TrustMaterial> {
-        let material = self.client()?.current().await?;
-        if let Some(warning) = &material.warning {
-            eprintln!("wharf: warning: {warning}");
-        }
-        Ok(material)
-    }
-}
-
-/// The Sigstore trust root for a command: `trusted_root` when given (TUF is not used), else
-/// the current one through TUF.
-pub async fn trust_root(trusted_root: Option<&Path>, tuf: &TufArgs) -> Result<TrustRoot> {
-    match trusted_root {
-        Some(path) => TrustRoot::load(path),
-        None => {
-            let material = tuf.current().await?;
-            TrustRoot::from_json(&material.trusted_root).context("the Sigstore trusted root")
-        }
-    }
-}
-
-fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    anyhow::ensure!(bytes.len() as u64 <= limit, "larger than {limit} bytes");
-    Ok(bytes)
 }
 
 /// Show or refresh the Sigstore trust root (Fulcio CAs, Rekor and CT log keys).
@@ -114,14 +80,23 @@ pub async fn run(args: &TrustArgs, global: &GlobalArgs) -> Result<ExitCode> {
 
 async fn update(tuf: &TufArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let status = tuf.client()?.update().await?;
-    global.print(&status, || {
+    global.emit(&Updated(&status))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `wharf trust update` reports: the refreshed cache's status.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Updated<'a>(&'a TufStatus);
+
+impl Report for Updated<'_> {
+    fn text(&self) -> String {
         format!(
             "updated the Sigstore trust root from {}\n{}",
-            status.repository,
-            describe(&status)
+            self.0.repository,
+            describe(self.0)
         )
-    })?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// Where the trust root comes from, as `wharf trust show --output json` prints it.
@@ -139,38 +114,14 @@ struct ShowReport {
     repository: Option<String>,
 }
 
-fn show(args: &ShowArgs, global: &GlobalArgs) -> Result<ExitCode> {
-    if let Some(path) = &args.trusted_root {
-        let bytes = read_small(path, 16 * 1024 * 1024)
-            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
-        TrustRoot::from_json(&bytes).with_context(|| format!("trusted root {}", path.display()))?;
-        let report = ShowReport {
-            source: "file",
-            file: Some(path.clone()),
-            trusted_root_sha256: Some(hex::encode(Sha256::digest(&bytes))),
-            tuf: None,
-            repository: None,
-        };
-        global.print(&report, || {
-            format!(
+impl Report for ShowReport {
+    fn text(&self) -> String {
+        match (&self.file, &self.tuf, &self.repository) {
+            (Some(path), _, _) => format!(
                 "trusted root: {} (--trusted-root; TUF is not used)\n",
                 path.display()
-            )
-        })?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let client = args.tuf.client()?;
-    let url = client.repository().url().to_string();
-    match client.status()? {
-        Some(status) => {
-            let report = ShowReport {
-                source: "tuf-cache",
-                file: None,
-                trusted_root_sha256: Some(status.trusted_root_sha256.clone()),
-                tuf: Some(status.clone()),
-                repository: Some(url),
-            };
-            global.print(&report, || {
+            ),
+            (None, Some(status), _) => {
                 let next = if status.fresh {
                     "fresh: used without asking the repository until it expires"
                 } else {
@@ -179,26 +130,51 @@ fn show(args: &ShowArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 format!(
                     "trusted root: TUF repository {}\n{}  {next}\n",
                     status.repository,
-                    describe(&status)
+                    describe(status)
                 )
-            })?;
+            }
+            (None, None, url) => format!(
+                "trusted root: nothing cached yet for the TUF repository {}\n  \
+                 the next command that needs it fetches it (`wharf trust update` does it now)\n",
+                url.as_deref().unwrap_or_default()
+            ),
         }
-        None => {
-            let report = ShowReport {
+    }
+}
+
+fn show(args: &ShowArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let report = if let Some(path) = &args.trusted_root {
+        let bytes = read_small(path, 16 * 1024 * 1024)
+            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
+        TrustRoot::from_json(&bytes).with_context(|| format!("trusted root {}", path.display()))?;
+        ShowReport {
+            source: "file",
+            file: Some(path.clone()),
+            trusted_root_sha256: Some(hex::encode(Sha256::digest(&bytes))),
+            tuf: None,
+            repository: None,
+        }
+    } else {
+        let client = args.tuf.client()?;
+        let url = client.repository().url().to_string();
+        match client.status()? {
+            Some(status) => ShowReport {
+                source: "tuf-cache",
+                file: None,
+                trusted_root_sha256: Some(status.trusted_root_sha256.clone()),
+                tuf: Some(status),
+                repository: Some(url),
+            },
+            None => ShowReport {
                 source: "not-cached",
                 file: None,
                 trusted_root_sha256: None,
                 tuf: None,
-                repository: Some(url.clone()),
-            };
-            global.print(&report, || {
-                format!(
-                    "trusted root: nothing cached yet for the TUF repository {url}\n  \
-                     the next command that needs it fetches it (`wharf trust update` does it now)\n"
-                )
-            })?;
+                repository: Some(url),
+            },
         }
-    }
+    };
+    global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 

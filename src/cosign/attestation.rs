@@ -15,20 +15,38 @@ pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 pub const STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
 pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
 
+/// Predicate types wharf writes or checks by name.
+pub const CYCLONEDX: &str = "https://cyclonedx.org/bom";
+pub const SPDX: &str = "https://spdx.dev/Document";
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+pub const SLSA_PROVENANCE_V02: &str = "https://slsa.dev/provenance/v0.2";
+pub const VULN: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+pub const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
+
+/// cosign's `--type` names and the predicate types they stand for: the one table `attest`,
+/// `verify-attestation`, the blob verbs and the release read.
+pub const PREDICATE_TYPES: [(&str, &str); 8] = [
+    ("cyclonedx", CYCLONEDX),
+    ("spdxjson", SPDX),
+    ("spdx", SPDX),
+    ("slsaprovenance1", SLSA_PROVENANCE_V1),
+    ("slsaprovenance02", SLSA_PROVENANCE_V02),
+    ("slsaprovenance", SLSA_PROVENANCE_V02),
+    ("vuln", VULN),
+    ("custom", CUSTOM),
+];
+
 /// The predicate type URI for a `--type` value (cosign's short names, or a URI).
 pub fn predicate_type(kind: &str) -> Result<String> {
-    Ok(match kind {
-        "cyclonedx" => "https://cyclonedx.org/bom".into(),
-        "spdxjson" | "spdx" => "https://spdx.dev/Document".into(),
-        "slsaprovenance1" => "https://slsa.dev/provenance/v1".into(),
-        "slsaprovenance02" | "slsaprovenance" => "https://slsa.dev/provenance/v0.2".into(),
-        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1".into(),
-        "custom" => "https://cosign.sigstore.dev/attestation/v1".into(),
-        uri if uri.contains("://") => uri.to_string(),
-        other => bail!(
-            "unknown attestation type {other:?}: use cyclonedx, spdxjson, slsaprovenance1, slsaprovenance02, vuln, custom, or a predicate type URI"
-        ),
-    })
+    if let Some((_, uri)) = PREDICATE_TYPES.iter().find(|(name, _)| *name == kind) {
+        return Ok(uri.to_string());
+    }
+    if kind.contains("://") {
+        return Ok(kind.to_string());
+    }
+    bail!(
+        "unknown attestation type {kind:?}: use cyclonedx, spdxjson, slsaprovenance1, slsaprovenance02, vuln, custom, or a predicate type URI"
+    )
 }
 
 /// Builds an in-toto Statement v1 around the predicate's exact bytes (never re-serialised, so
@@ -208,7 +226,7 @@ pub fn check_predicate(predicate_type: &str, predicate: &[u8]) -> Result<()> {
         .as_object()
         .ok_or_else(|| anyhow!("the predicate must be a JSON object"))?;
     match predicate_type {
-        "https://cyclonedx.org/bom" => {
+        CYCLONEDX => {
             if obj.get("bomFormat").and_then(|v| v.as_str()) != Some("CycloneDX") {
                 bail!("the predicate is not a CycloneDX document (bomFormat is not \"CycloneDX\")");
             }
@@ -223,7 +241,7 @@ pub fn check_predicate(predicate_type: &str, predicate: &[u8]) -> Result<()> {
                 bail!("the CycloneDX document has an unknown specVersion {version:?}");
             }
         }
-        "https://spdx.dev/Document" => {
+        SPDX => {
             let version = obj
                 .get("spdxVersion")
                 .and_then(|v| v.as_str())
@@ -232,7 +250,7 @@ pub fn check_predicate(predicate_type: &str, predicate: &[u8]) -> Result<()> {
                 bail!("the predicate is not an SPDX JSON document (no spdxVersion)");
             }
         }
-        "https://slsa.dev/provenance/v1"
+        SLSA_PROVENANCE_V1
             if !obj.contains_key("buildDefinition") || !obj.contains_key("runDetails") =>
         {
             bail!("the predicate is not SLSA provenance v1 (needs buildDefinition and runDetails)");

@@ -5,30 +5,31 @@ use super::attach::{
     read_tag_layers, upload_layer, write_layer, Attached, Attacher, Matcher, TagLayers,
 };
 use super::bundles::{find_bundles, sign_as_bundle, BundleFormat};
-use super::graph::read_graph;
-use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
+use super::graph::{read_graph, targets};
+use super::sign::{certificate_annotations, existing_layers};
 use super::verify::{
     describe, layer_annotations, require_targets, skipped_note, Policy, VerifyRequest,
-    MAX_CANDIDATES,
 };
 use crate::cosign::attestation::{
     self, Envelope, DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
 };
 use crate::cosign::sigmanifest;
 use crate::oci::{Descriptor, Digest, Manifest, Platform};
-use crate::sign::{verify_signature, Signer};
+use crate::report::{platform_suffix, Report};
+use crate::sign::{verify_signature, Signer, Tlog};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::attach::nothing;
 use crate::store::{read_small_blob, ManifestRef, Store};
 use crate::verify::{
     verify_attestation_layer, verify_manifest_bundle, Context as VerifyContext, Rejection,
-    RejectionKind, Rejections, VerifiedStatement,
+    RejectionKind, Rejections, VerifiedStatement, MAX_CANDIDATES,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
+use std::fmt::Write;
 use std::sync::Arc;
 
 pub struct AttestRequest {
@@ -52,6 +53,23 @@ pub struct AttestReport {
     pub predicate_type: String,
     pub attestation_tag: String,
     pub added: bool,
+}
+
+impl Report for AttestReport {
+    fn text(&self) -> String {
+        format!(
+            "{} {} attestation on {}@{}{}\n",
+            if self.added {
+                "added"
+            } else {
+                "already present:"
+            },
+            self.predicate_type,
+            self.repository,
+            self.digest,
+            platform_suffix(&self.platform)
+        )
+    }
 }
 
 /// The manifest `platform` names under `digest` (an index), or `digest` itself.
@@ -242,6 +260,31 @@ pub struct VerifyAttestationReport {
     #[serde(rename = "predicateType")]
     pub predicate_type: Option<String>,
     pub verified: Vec<VerifiedAttestations>,
+}
+
+impl Report for VerifyAttestationReport {
+    fn notes(&self) -> String {
+        let mut s = String::new();
+        for v in &self.verified {
+            let _ = writeln!(
+                s,
+                "verified {} attestation(s) on {}{}",
+                v.statements.len(),
+                v.digest,
+                platform_suffix(&v.platform)
+            );
+        }
+        s
+    }
+
+    /// The verified in-toto statements, one JSON document a line.
+    fn result(&self) -> String {
+        let mut s = String::new();
+        for statement in self.verified.iter().flat_map(|v| &v.statements) {
+            let _ = writeln!(s, "{statement}");
+        }
+        s
+    }
 }
 
 pub async fn verify_attestations(

@@ -2,11 +2,11 @@
 //! against one (`verify-blob`, `verify-blob-attestation`). The I/O around the engine: files
 //! are hashed as streams, bundles read with a size limit, outputs written atomically.
 
-use super::sign::Tlog;
 use super::verify::checks_performed;
 use crate::cosign::attestation::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::oci::Digest;
-use crate::sign::Signer;
+use crate::report::Report;
+use crate::sign::{Signer, Tlog};
 use crate::sigstore::bundle::SigstoreBundle;
 use crate::sigstore::cert::SigningCert;
 use crate::sigstore::rekor;
@@ -164,6 +164,22 @@ pub struct BlobVerifyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statement: Option<serde_json::Value>,
     pub checks: Vec<String>,
+    /// Whether an attestation was asked for (its statement is then the result).
+    #[serde(skip)]
+    pub attestation: bool,
+}
+
+impl Report for BlobVerifyReport {
+    fn result(&self) -> String {
+        match (&self.statement, self.attestation) {
+            (Some(statement), true) => format!("{statement}\n"),
+            _ => String::new(),
+        }
+    }
+
+    fn notes(&self) -> String {
+        "Verified OK\n".into()
+    }
 }
 
 pub struct BlobVerifyRequest<'a> {
@@ -241,6 +257,7 @@ pub fn verify_blob(policy: &Policy, request: &BlobVerifyRequest<'_>) -> Result<B
         log_entries: verdict.verified.log_entries,
         statement: verdict.statement.map(|s| s.value),
         checks,
+        attestation: request.attestation,
     })
 }
 

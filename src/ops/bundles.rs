@@ -2,7 +2,6 @@
 //! one for a manifest, and finding and checking those of a manifest.
 
 use super::referrers;
-use super::verify::MAX_CANDIDATES;
 use crate::cosign::attestation::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::oci::manifest::{Annotations, ImageManifest};
 use crate::oci::{media, Descriptor, Digest, Manifest};
@@ -11,6 +10,7 @@ use crate::sigstore::cert::SigningCert;
 use crate::store::attach::Attacher;
 pub use crate::store::attach::ReferrerWritten;
 use crate::store::{read_small_blob, ManifestRef, Store};
+use crate::verify::MAX_CANDIDATES;
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 
@@ -158,7 +158,7 @@ pub async fn find_bundles(store: &dyn Store, digest: &Digest) -> Result<FoundBun
 pub async fn sign_as_bundle(
     attacher: &Attacher<'_>,
     signer: &dyn crate::sign::Signer,
-    tlog: Option<&super::sign::Tlog>,
+    tlog: Option<&crate::sign::Tlog>,
     digest: &Digest,
     predicate_type: &str,
     predicate: &[u8],

@@ -244,3 +244,19 @@ async fn read_graph_under(store: &dyn Store, root: Node, jobs: usize) -> Result<
     }
     Ok(Graph { nodes })
 }
+/// The manifests to sign or verify: the image itself and, when recursive, everything under it.
+pub async fn targets(
+    store: &dyn Store,
+    digest: &Digest,
+    recursive: bool,
+    jobs: usize,
+) -> Result<Vec<(Digest, Option<Platform>)>> {
+    let root = store
+        .resolve(ManifestRef::Digest(digest))
+        .await?
+        .ok_or_else(|| anyhow!("manifest {digest} not found in {}", store.repository()))?;
+    if !recursive {
+        return Ok(vec![(root.digest, None)]);
+    }
+    manifest_digests(store, &root, jobs).await
+}

@@ -11,6 +11,7 @@ use super::copy::{
 use super::graph::{read_graph, read_graph_from, Graph};
 use super::referrers;
 use crate::oci::{Descriptor, Digest, ImageRef, Manifest, RawManifest};
+use crate::report::Report;
 use crate::store::attach::{Attached, Attacher, TagChange};
 use crate::store::{resolve_reference, ManifestRef, Store, Stores};
 use crate::ui::Progress;
@@ -18,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::HashSet;
+use std::fmt::Write;
 use std::sync::Mutex;
 
 pub struct MirrorRequest {
@@ -346,16 +348,7 @@ pub async fn mirror(
         .await?;
     let (source_tags, dest_tags) =
         futures_util::join!(tag_set(src.as_ref()), tag_set(dst.as_ref()));
-    let mut tags: Vec<String> = request
-        .source
-        .tag
-        .iter()
-        .chain(request.dest.tag.iter())
-        .chain(&request.tags)
-        .cloned()
-        .collect();
-    tags.sort();
-    tags.dedup();
+    let tags = requested_tags(request);
     let mirror = Mirror {
         src: src.as_ref(),
         dst: dst.as_ref(),
@@ -368,39 +361,9 @@ pub async fn mirror(
         counts: Mutex::default(),
         pending: Mutex::default(),
     };
+    let tags_in_place = mirror.tags_in_place(&graph, &tags).await?;
     // The image and its attachments travel side by side: attachments name the image by
     // digest only, and nothing points a tag at either until both are complete (below).
-    let attachments = async {
-        // Breadth-first over the image's manifests and whatever is attached to them.
-        let mut seen: HashSet<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
-        let mut frontier: Vec<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
-        while !frontier.is_empty() {
-            let found: Vec<Vec<Digest>> = stream::iter(frontier)
-                .map(|d| {
-                    let mirror = &mirror;
-                    async move { mirror.attachments(&d).await }
-                })
-                .buffered(mirror.jobs)
-                .try_collect()
-                .await?;
-            frontier = found
-                .into_iter()
-                .flatten()
-                .filter(|d| seen.insert(d.clone()))
-                .collect();
-        }
-        Ok::<_, anyhow::Error>(())
-    };
-    // A tag that already names the image tells the image is complete there: wharf writes a
-    // tag only once everything under it is in place. (Attachments are still checked: the
-    // source may have gained signatures since.)
-    let mut tags_in_place = HashSet::new();
-    for tag in tags.iter().filter(|t| may_have(&mirror.dest_tags, t)) {
-        let current = dst.resolve(ManifestRef::Tag(tag)).await?;
-        if current.is_some_and(|d| &d.digest == graph.root().digest()) {
-            tags_in_place.insert(tag.clone());
-        }
-    }
     let copy_image = async {
         if tags_in_place.is_empty() {
             mirror.copy(&graph).await
@@ -409,48 +372,146 @@ pub async fn mirror(
             Ok(())
         }
     };
-    futures_util::try_join!(copy_image, attachments)?;
+    futures_util::try_join!(copy_image, mirror.copy_attachments(&graph))?;
     mirror.write_pending().await?;
-
     // Tags last: the image and everything attached to it are in place.
-    let mut tags_written = 0;
-    for tag in &tags {
-        let root = &graph.root().manifest;
-        if tags_in_place.contains(tag) {
-            continue;
-        }
-        if !may_have(&mirror.dest_tags, tag) {
-            // Not there when the mirror started: no need to ask before writing it.
-            dst.put_manifest(root, Some(tag)).await?;
-            tags_written += 1;
-        } else if put_tag(dst.as_ref(), root, tag).await? {
-            tags_written += 1;
-        }
-    }
-    if tags.is_empty() {
-        // Untagged, the image is still listed (a layout's index.json), or only its digest
-        // finds it.
-        dst.list_untagged(&graph.root().manifest).await?;
-    }
+    let tags_written = mirror.write_tags(&graph, &tags, &tags_in_place).await?;
     dst.commit().await?;
+    Ok(mirror.report(&graph, tags, tags_written))
+}
 
-    let root_node = graph.root();
-    Ok(MirrorReport {
-        source: format!("{}@{}", src.repository(), root_node.digest()),
-        destination: dst.repository().to_string(),
-        digest: root_node.digest().to_string(),
-        media_type: root_node.manifest.media_type.clone(),
-        reference: format!("{}@{}", dst.repository(), root_node.digest()),
-        manifests: graph.nodes[1..]
-            .iter()
-            .map(|n| MirroredManifest {
-                platform: n.platform.as_ref().map(|p| p.to_string()),
-                digest: n.digest().to_string(),
-            })
-            .collect(),
-        tags,
-        tags_written,
-        artifacts: mirror.counts.into_inner().expect("counts"),
-        stats: mirror.stats.into_inner().expect("stats"),
-    })
+/// The tags the destination gets: the source's, the destination reference's and `--tag`s.
+fn requested_tags(request: &MirrorRequest) -> Vec<String> {
+    let mut tags: Vec<String> = request
+        .source
+        .tag
+        .iter()
+        .chain(request.dest.tag.iter())
+        .chain(&request.tags)
+        .cloned()
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+impl Mirror<'_> {
+    /// The requested tags that already name the image at the destination. Such a tag tells
+    /// the image is complete there: wharf writes a tag only once everything under it is in
+    /// place. (Attachments are still checked: the source may have gained signatures since.)
+    async fn tags_in_place(&self, graph: &Graph, tags: &[String]) -> Result<HashSet<String>> {
+        let mut in_place = HashSet::new();
+        for tag in tags.iter().filter(|t| may_have(&self.dest_tags, t)) {
+            let current = self.dst.resolve(ManifestRef::Tag(tag)).await?;
+            if current.is_some_and(|d| &d.digest == graph.root().digest()) {
+                in_place.insert(tag.clone());
+            }
+        }
+        Ok(in_place)
+    }
+
+    /// Everything attached to the image's manifests and, breadth-first, to what is attached
+    /// to them.
+    async fn copy_attachments(&self, graph: &Graph) -> Result<()> {
+        let mut seen: HashSet<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
+        let mut frontier: Vec<Digest> = graph.nodes.iter().map(|n| n.digest().clone()).collect();
+        while !frontier.is_empty() {
+            let found: Vec<Vec<Digest>> = stream::iter(frontier)
+                .map(|d| async move { self.attachments(&d).await })
+                .buffered(self.jobs)
+                .try_collect()
+                .await?;
+            frontier = found
+                .into_iter()
+                .flatten()
+                .filter(|d| seen.insert(d.clone()))
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Points the tags not yet in place at the image; how many it wrote. Untagged, the image
+    /// is still listed (a layout's index.json), or only its digest finds it.
+    async fn write_tags(
+        &self,
+        graph: &Graph,
+        tags: &[String],
+        in_place: &HashSet<String>,
+    ) -> Result<u64> {
+        let root = &graph.root().manifest;
+        let mut written = 0;
+        for tag in tags.iter().filter(|t| !in_place.contains(*t)) {
+            if !may_have(&self.dest_tags, tag) {
+                // Not there when the mirror started: no need to ask before writing it.
+                self.dst.put_manifest(root, Some(tag)).await?;
+                written += 1;
+            } else if put_tag(self.dst, root, tag).await? {
+                written += 1;
+            }
+        }
+        if tags.is_empty() {
+            self.dst.list_untagged(root).await?;
+        }
+        Ok(written)
+    }
+
+    fn report(self, graph: &Graph, tags: Vec<String>, tags_written: u64) -> MirrorReport {
+        let root = graph.root();
+        MirrorReport {
+            source: format!("{}@{}", self.src.repository(), root.digest()),
+            destination: self.dst.repository().to_string(),
+            digest: root.digest().to_string(),
+            media_type: root.manifest.media_type.clone(),
+            reference: format!("{}@{}", self.dst.repository(), root.digest()),
+            manifests: graph.nodes[1..]
+                .iter()
+                .map(|n| MirroredManifest {
+                    platform: n.platform.as_ref().map(|p| p.to_string()),
+                    digest: n.digest().to_string(),
+                })
+                .collect(),
+            tags,
+            tags_written,
+            artifacts: self.counts.into_inner().expect("counts"),
+            stats: self.stats.into_inner().expect("stats"),
+        }
+    }
+}
+
+impl Report for MirrorReport {
+    fn text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "mirrored {} to {}", self.source, self.reference);
+        for m in &self.manifests {
+            let _ = writeln!(
+                s,
+                "  {:<16} {}",
+                m.platform.as_deref().unwrap_or("-"),
+                m.digest
+            );
+        }
+        let a = &self.artifacts;
+        let _ = writeln!(
+            s,
+            "  attached: {} signature, {} attestation, {} sbom manifests, {} referrers copied; {} already there",
+            a.signatures, a.attestations, a.sboms, a.referrers, a.unchanged
+        );
+        let st = &self.stats;
+        let _ = writeln!(
+            s,
+            "  blobs: {} copied ({} bytes), {} mounted, {} already there",
+            st.blobs_uploaded, st.bytes_uploaded, st.blobs_mounted, st.blobs_skipped
+        );
+        for t in &self.tags {
+            let _ = writeln!(s, "  tagged {}:{t}", self.destination);
+        }
+        s
+    }
+
+    fn github_outputs(&self) -> Vec<(String, String)> {
+        vec![
+            ("digest".into(), self.digest.clone()),
+            ("reference".into(), self.reference.clone()),
+        ]
+    }
 }

@@ -4,10 +4,12 @@
 use super::copy::{check_blobs_present, copy_graph, put_tag, CopyStats};
 use super::graph::read_graph;
 use crate::oci::{media, ImageRef, Repository};
+use crate::report::Report;
 use crate::store::{resolve_reference, Stores};
 use crate::ui::Progress;
 use anyhow::{bail, Result};
 use serde::Serialize;
+use std::fmt::Write;
 
 pub struct PushRequest {
     pub source: ImageRef,
@@ -128,4 +130,61 @@ pub async fn push(
         tags,
         stats,
     })
+}
+
+impl Report for PushReport {
+    fn text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "pushed {}", self.reference);
+        for m in &self.manifests {
+            let _ = writeln!(
+                s,
+                "  {:<16} {}",
+                m.platform.as_deref().unwrap_or("-"),
+                m.digest
+            );
+        }
+        let st = &self.stats;
+        let _ = writeln!(
+            s,
+            "  blobs: {} uploaded ({} bytes), {} mounted, {} already there; manifests: {} written, {} already there",
+            st.blobs_uploaded, st.bytes_uploaded, st.blobs_mounted, st.blobs_skipped, st.manifests_written, st.manifests_skipped
+        );
+        for t in &self.tags {
+            let _ = writeln!(s, "  tagged {}:{t}", self.repository);
+        }
+        s
+    }
+
+    fn github_outputs(&self) -> Vec<(String, String)> {
+        let mut outputs = vec![
+            ("digest".to_string(), self.digest.clone()),
+            ("reference".to_string(), self.reference.clone()),
+        ];
+        for m in &self.manifests {
+            if let Some(p) = &m.platform {
+                outputs.push((format!("digest-{}", p.replace('/', "-")), m.digest.clone()));
+            }
+        }
+        outputs
+    }
+
+    fn github_summary(&self) -> Option<String> {
+        let mut s = format!(
+            "### wharf push\n\nPushed `{}`\n\n| platform | digest |\n|---|---|\n",
+            self.reference
+        );
+        for m in &self.manifests {
+            let _ = writeln!(
+                s,
+                "| {} | `{}` |",
+                m.platform.as_deref().unwrap_or("-"),
+                m.digest
+            );
+        }
+        for t in &self.tags {
+            let _ = writeln!(s, "\nTagged `{}:{t}`", self.repository);
+        }
+        Some(s)
+    }
 }

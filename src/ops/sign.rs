@@ -6,37 +6,27 @@ use super::attach::{
     TagLayers,
 };
 use super::bundles::{sign_as_bundle, BundleFormat};
-use super::graph::manifest_digests;
+use super::graph::targets;
 use crate::cosign::payload::SimpleSigning;
 use crate::cosign::sigmanifest::{self, SIGNATURE_ANNOTATION};
 use crate::oci::manifest::Annotations;
 use crate::oci::{Descriptor, Digest, Platform};
-use crate::sign::{verify_signature, Signer};
+use crate::report::{platform_suffix, Report};
+use crate::sign::{verify_signature, Signer, Tlog};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::rekor;
 use crate::store::attach::nothing;
-use crate::store::{ManifestRef, Store};
+use crate::store::Store;
 use crate::ui::Progress;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::Arc;
-
-/// Where signatures are logged (Rekor), when they are.
-pub struct Tlog {
-    pub http: reqwest::Client,
-    pub rekor_url: String,
-}
-
-impl Tlog {
-    pub async fn log(&self, entry: &serde_json::Value) -> Result<rekor::LogEntry> {
-        rekor::upload(&self.http, &self.rekor_url, entry).await
-    }
-}
 
 /// The certificate and chain annotations a keyless signer's layers carry (none for a key).
 pub(crate) fn certificate_annotations(signer: &dyn Signer) -> Annotations {
@@ -77,23 +67,30 @@ pub struct SignedManifest {
 pub struct SignReport {
     pub repository: String,
     pub signed: Vec<SignedManifest>,
+    /// The digest asked for (the index, for a recursive signing).
+    #[serde(skip)]
+    pub digest: String,
 }
 
-/// The manifests to sign: the image itself and, when recursive, everything under it.
-pub async fn targets(
-    store: &dyn Store,
-    digest: &Digest,
-    recursive: bool,
-    jobs: usize,
-) -> Result<Vec<(Digest, Option<Platform>)>> {
-    let root = store
-        .resolve(ManifestRef::Digest(digest))
-        .await?
-        .ok_or_else(|| anyhow!("manifest {digest} not found in {}", store.repository()))?;
-    if !recursive {
-        return Ok(vec![(root.digest, None)]);
+impl Report for SignReport {
+    fn text(&self) -> String {
+        let mut s = String::new();
+        for m in &self.signed {
+            let verb = if m.added { "signed" } else { "already signed" };
+            let _ = writeln!(
+                s,
+                "{verb} {}@{}{}",
+                self.repository,
+                m.digest,
+                platform_suffix(&m.platform)
+            );
+        }
+        s
     }
-    manifest_digests(store, &root, jobs).await
+
+    fn github_outputs(&self) -> Vec<(String, String)> {
+        vec![("signed-digest".into(), self.digest.clone())]
+    }
 }
 
 pub async fn sign(
@@ -204,6 +201,7 @@ pub async fn sign_staged(
     Ok(SignReport {
         repository: store.repository().to_string(),
         signed,
+        digest: request.digest.to_string(),
     })
 }
 

@@ -5,9 +5,12 @@ use super::graph::read_graph;
 use super::referrers;
 use crate::cosign::attestation::PREDICATE_TYPE_ANNOTATION;
 use crate::oci::{Descriptor, Manifest};
+use crate::report::Report;
 use crate::store::{ListedImage, ManifestRef, Store};
+use crate::text::one_line;
 use anyhow::Result;
 use serde::Serialize;
+use std::fmt::Write;
 
 #[derive(Debug, Serialize)]
 pub struct Attachment {
@@ -123,4 +126,47 @@ pub async fn tree(store: &dyn Store, root: &Descriptor) -> Result<TreeReport> {
         tags: Vec::new(),
         manifests,
     })
+}
+
+impl Report for TreeReport {
+    fn text(&self) -> String {
+        let mut s = String::new();
+        // Tags, platforms and artifact types are what the store holds: a peer's text.
+        let tags = if self.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", one_line(&self.tags.join(", ")))
+        };
+        let _ = writeln!(s, "{}@{}{tags}", self.repository, self.digest);
+        for m in &self.manifests {
+            let _ = writeln!(
+                s,
+                "└── {}{}",
+                m.digest,
+                m.platform
+                    .as_deref()
+                    .map(|p| format!(" ({})", one_line(p)))
+                    .unwrap_or_default()
+            );
+            for a in &m.attachments {
+                let _ = writeln!(
+                    s,
+                    "    ├── {:<11} {} {}",
+                    a.kind,
+                    one_line(&a.reference),
+                    one_line(&a.detail)
+                );
+            }
+        }
+        s
+    }
+}
+
+impl Report for LayoutTreeReport {
+    fn text(&self) -> String {
+        if self.images.is_empty() {
+            return format!("{}: no images\n", self.repository);
+        }
+        self.images.iter().map(Report::text).collect()
+    }
 }

@@ -9,27 +9,25 @@
 
 use super::attach::{read_tag_layers, TagLayers};
 use super::bundles::{find_bundles, BundleFormat};
-use super::sign::targets;
+use super::graph::targets;
 use crate::cosign::sigmanifest::{
     self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
 };
 use crate::oci::{Descriptor, Digest, Platform};
+use crate::report::{platform_suffix, Report};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::trust::TrustRoot;
 use crate::store::{integrity_error, read_small_blob, Store};
 use crate::verify::{
     verify_manifest_bundle, verify_signature_layer, Context, LayerAnnotations, Rejection,
-    RejectionKind, Rejections,
+    RejectionKind, Rejections, MAX_CANDIDATES,
 };
 use anyhow::{anyhow, bail, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
+use std::fmt::Write;
 
 pub use crate::verify::Policy;
-
-/// How many candidates (bundle referrers, tag-scheme layers) are examined per manifest and
-/// scheme: verification must not cost in proportion to what a registry chooses to list.
-pub const MAX_CANDIDATES: usize = 64;
 
 pub struct VerifyRequest {
     pub digest: Digest,
@@ -90,6 +88,38 @@ pub struct VerifyReport {
     pub repository: String,
     pub verified: Vec<VerifiedManifest>,
     pub checks: Vec<String>,
+    /// The digest asked for.
+    #[serde(skip)]
+    pub digest: String,
+}
+
+impl Report for VerifyReport {
+    fn notes(&self) -> String {
+        let mut s = format!("Verification for {}@{} --\n", self.repository, self.digest);
+        s += "The following checks were performed on each of these signatures:\n";
+        for c in &self.checks {
+            let _ = writeln!(s, "  - {c}");
+        }
+        for m in &self.verified {
+            let _ = writeln!(s, "  verified {}{}", m.digest, platform_suffix(&m.platform));
+            if m.candidates_not_examined > 0 {
+                let _ = writeln!(
+                    s,
+                    "    ({} more candidate(s) were not examined)",
+                    m.candidates_not_examined
+                );
+            }
+        }
+        s
+    }
+
+    /// Like cosign: the verified payloads, as a JSON array.
+    fn result(&self) -> String {
+        let payloads: Vec<&serde_json::Value> =
+            self.verified.iter().flat_map(|m| &m.payloads).collect();
+        // Values already parsed serialise without fail.
+        format!("{}\n", serde_json::to_string(&payloads).unwrap_or_default())
+    }
 }
 
 const MAX_PAYLOAD: u64 = 1 << 20;
@@ -168,6 +198,7 @@ pub async fn verify(
         repository: store.repository().to_string(),
         verified,
         checks,
+        digest: request.digest.to_string(),
     })
 }
 

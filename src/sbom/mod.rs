@@ -367,151 +367,18 @@ fn image_purl(image_name: &str, digest: &Digest, platform: Option<&Platform>) ->
 fn build_bom(inv: &Inventory, request: &SbomRequest, platform: Option<&Platform>) -> Result<Bom> {
     let mut set = ComponentSet::default();
     let os = inv.os.as_ref();
-
-    // The operating system.
     if let Some(os) = os {
-        let version = os.version_id.clone().unwrap_or_default();
-        let bom_ref = format!("os:{}@{}", os.id, version);
-        let mut c = Component::new(
-            Classification::OperatingSystem,
-            &os.id,
-            &version,
-            Some(bom_ref),
-        );
-        if version.is_empty() {
-            c.version = None;
-        }
-        c.description = os
-            .pretty_name
-            .as_deref()
-            .or(os.name.as_deref())
-            .map(NormalizedString::new);
-        let mut props = Vec::new();
-        if let Some(name) = &os.name {
-            props.push(property("wharf:os:name", name));
-        }
-        if let Some(codename) = &os.version_codename {
-            props.push(property("wharf:os:codename", codename));
-        }
-        if !props.is_empty() {
-            c.properties = Some(Properties(props));
-        }
-        set.add(c);
+        set.add(os_component(os));
     }
-
-    // Debian packages.
-    let (deb_ns, deb_distro) = deb_namespace(os);
-    let mut debs: Vec<&DebPackage> = inv.debs.iter().collect();
-    debs.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-    for p in debs {
-        let purl = Purl::new("deb", &p.name)
-            .namespace(&deb_ns)
-            .version(&p.version)
-            .qualifier_opt("arch", p.arch.as_deref())
-            .qualifier_opt("distro", deb_distro.as_deref())
-            .to_string();
-        let mut c = component(
-            Classification::Library,
-            &p.name,
-            &p.version,
-            &purl,
-            Some(&p.location),
-        );
-        c.publisher = p.maintainer.as_deref().map(NormalizedString::new);
-        c.licenses = inv.deb_licenses.get(&p.name).and_then(|n| deb_licenses(n));
-        if let Some(source) = &p.source {
-            c.properties = Some(Properties(vec![property("wharf:deb:source", source)]));
-        }
-        set.add(c);
-    }
-
-    // Alpine packages.
-    let (apk_ns, apk_distro) = apk_namespace(os);
-    let mut apks: Vec<&ApkPackage> = inv.apks.iter().collect();
-    apks.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-    for p in apks {
-        let purl = Purl::new("apk", &p.name)
-            .namespace(&apk_ns)
-            .version(&p.version)
-            .qualifier_opt("arch", p.arch.as_deref())
-            .qualifier_opt("distro", apk_distro.as_deref())
-            .to_string();
-        let mut c = component(
-            Classification::Library,
-            &p.name,
-            &p.version,
-            &purl,
-            Some(&p.location),
-        );
-        c.publisher = p.maintainer.as_deref().map(NormalizedString::new);
-        c.licenses = p.license.as_deref().map(apk_licenses);
-        if let Some(origin) = &p.origin {
-            c.properties = Some(Properties(vec![property("wharf:apk:origin", origin)]));
-        }
-        set.add(c);
-    }
-
-    // Rust crates from cargo-auditable data, with their dependency edges.
-    let mut crate_edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (binary, crates) in &inv.binaries {
-        let purls: Vec<String> = crates
-            .iter()
-            .map(|k| Purl::new("cargo", &k.name).version(&k.version).to_string())
-            .collect();
-        let runtime = |k: &AuditablePackage| k.kind.as_deref() != Some("build");
-        for (k, purl) in crates.iter().zip(&purls) {
-            if !runtime(k) {
-                continue; // build scripts and proc macros: not in the binary
-            }
-            let kind = if k.root {
-                Classification::Application
-            } else {
-                Classification::Library
-            };
-            let mut c = component(kind, &k.name, &k.version, purl, Some(binary));
-            if let Some(source) = k.source.as_deref().filter(|s| *s != "crates.io") {
-                c.properties = Some(Properties(vec![property("wharf:cargo:source", source)]));
-            }
-            set.add(c);
-            let edges = crate_edges.entry(purl.clone()).or_default();
-            for &d in &k.dependencies {
-                if let (Some(dep), Some(target)) = (crates.get(d), purls.get(d)) {
-                    if runtime(dep) && target != purl {
-                        edges.insert(target.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    // The image itself.
-    let image_ref = image_purl(&request.image_name, &request.manifest_digest, platform);
-    let mut image = Component::new(
-        Classification::Container,
-        &request.image_name,
-        request.manifest_digest.as_str(),
-        Some(image_ref.clone()),
-    );
-    image.purl = Some(CdxPurl::from_str(&image_ref).expect("infallible"));
-    if let Some(p) = platform {
-        let mut props = vec![
-            property("wharf:platform", &p.to_string()),
-            property("wharf:platform:os", &p.os),
-            property("wharf:platform:architecture", &p.architecture),
-        ];
-        if let Some(v) = &p.variant {
-            props.push(property("wharf:platform:variant", v));
-        }
-        if let Some(v) = &p.os_version {
-            props.push(property("wharf:platform:os.version", v));
-        }
-        image.properties = Some(Properties(props));
-    }
+    add_debs(&mut set, inv, os);
+    add_apks(&mut set, inv, os);
+    let crate_edges = add_crates(&mut set, inv);
+    let (image_ref, image) = image_component(request, platform);
 
     // Dependencies: the image contains every package found; crates depend on crates.
     let components = set.into_vec();
     let mut dependencies = vec![Dependency {
-        dependency_ref: image_ref.clone(),
+        dependency_ref: image_ref,
         dependencies: components
             .iter()
             .filter_map(|c| c.bom_ref.clone())
@@ -546,6 +413,156 @@ fn build_bom(inv: &Inventory, request: &SbomRequest, platform: Option<&Platform>
         dependencies: Some(Dependencies(dependencies)),
         ..Bom::default()
     })
+}
+
+/// The operating system, from os-release.
+fn os_component(os: &OsRelease) -> Component {
+    let version = os.version_id.clone().unwrap_or_default();
+    let bom_ref = format!("os:{}@{}", os.id, version);
+    let mut c = Component::new(
+        Classification::OperatingSystem,
+        &os.id,
+        &version,
+        Some(bom_ref),
+    );
+    if version.is_empty() {
+        c.version = None;
+    }
+    c.description = os
+        .pretty_name
+        .as_deref()
+        .or(os.name.as_deref())
+        .map(NormalizedString::new);
+    let mut props = Vec::new();
+    if let Some(name) = &os.name {
+        props.push(property("wharf:os:name", name));
+    }
+    if let Some(codename) = &os.version_codename {
+        props.push(property("wharf:os:codename", codename));
+    }
+    if !props.is_empty() {
+        c.properties = Some(Properties(props));
+    }
+    c
+}
+
+/// Debian packages (dpkg status and distroless status.d).
+fn add_debs(set: &mut ComponentSet, inv: &Inventory, os: Option<&OsRelease>) {
+    let (deb_ns, deb_distro) = deb_namespace(os);
+    let mut debs: Vec<&DebPackage> = inv.debs.iter().collect();
+    debs.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    for p in debs {
+        let purl = Purl::new("deb", &p.name)
+            .namespace(&deb_ns)
+            .version(&p.version)
+            .qualifier_opt("arch", p.arch.as_deref())
+            .qualifier_opt("distro", deb_distro.as_deref())
+            .to_string();
+        let mut c = component(
+            Classification::Library,
+            &p.name,
+            &p.version,
+            &purl,
+            Some(&p.location),
+        );
+        c.publisher = p.maintainer.as_deref().map(NormalizedString::new);
+        c.licenses = inv.deb_licenses.get(&p.name).and_then(|n| deb_licenses(n));
+        if let Some(source) = &p.source {
+            c.properties = Some(Properties(vec![property("wharf:deb:source", source)]));
+        }
+        set.add(c);
+    }
+}
+
+/// Alpine packages (apk's installed database).
+fn add_apks(set: &mut ComponentSet, inv: &Inventory, os: Option<&OsRelease>) {
+    let (apk_ns, apk_distro) = apk_namespace(os);
+    let mut apks: Vec<&ApkPackage> = inv.apks.iter().collect();
+    apks.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    for p in apks {
+        let purl = Purl::new("apk", &p.name)
+            .namespace(&apk_ns)
+            .version(&p.version)
+            .qualifier_opt("arch", p.arch.as_deref())
+            .qualifier_opt("distro", apk_distro.as_deref())
+            .to_string();
+        let mut c = component(
+            Classification::Library,
+            &p.name,
+            &p.version,
+            &purl,
+            Some(&p.location),
+        );
+        c.publisher = p.maintainer.as_deref().map(NormalizedString::new);
+        c.licenses = p.license.as_deref().map(apk_licenses);
+        if let Some(origin) = &p.origin {
+            c.properties = Some(Properties(vec![property("wharf:apk:origin", origin)]));
+        }
+        set.add(c);
+    }
+}
+
+/// Rust crates from cargo-auditable data; their dependency edges, by purl.
+fn add_crates(set: &mut ComponentSet, inv: &Inventory) -> BTreeMap<String, BTreeSet<String>> {
+    let mut crate_edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (binary, crates) in &inv.binaries {
+        let purls: Vec<String> = crates
+            .iter()
+            .map(|k| Purl::new("cargo", &k.name).version(&k.version).to_string())
+            .collect();
+        let runtime = |k: &AuditablePackage| k.kind.as_deref() != Some("build");
+        for (k, purl) in crates.iter().zip(&purls) {
+            if !runtime(k) {
+                continue; // build scripts and proc macros: not in the binary
+            }
+            let kind = if k.root {
+                Classification::Application
+            } else {
+                Classification::Library
+            };
+            let mut c = component(kind, &k.name, &k.version, purl, Some(binary));
+            if let Some(source) = k.source.as_deref().filter(|s| *s != "crates.io") {
+                c.properties = Some(Properties(vec![property("wharf:cargo:source", source)]));
+            }
+            set.add(c);
+            let edges = crate_edges.entry(purl.clone()).or_default();
+            for &d in &k.dependencies {
+                if let (Some(dep), Some(target)) = (crates.get(d), purls.get(d)) {
+                    if runtime(dep) && target != purl {
+                        edges.insert(target.clone());
+                    }
+                }
+            }
+        }
+    }
+    crate_edges
+}
+
+/// The image itself, and its purl (its BOM reference).
+fn image_component(request: &SbomRequest, platform: Option<&Platform>) -> (String, Component) {
+    let image_ref = image_purl(&request.image_name, &request.manifest_digest, platform);
+    let mut image = Component::new(
+        Classification::Container,
+        &request.image_name,
+        request.manifest_digest.as_str(),
+        Some(image_ref.clone()),
+    );
+    image.purl = Some(CdxPurl::from_str(&image_ref).expect("infallible"));
+    if let Some(p) = platform {
+        let mut props = vec![
+            property("wharf:platform", &p.to_string()),
+            property("wharf:platform:os", &p.os),
+            property("wharf:platform:architecture", &p.architecture),
+        ];
+        if let Some(v) = &p.variant {
+            props.push(property("wharf:platform:variant", v));
+        }
+        if let Some(v) = &p.os_version {
+            props.push(property("wharf:platform:os.version", v));
+        }
+        image.properties = Some(Properties(props));
+    }
+    (image_ref, image)
 }
 
 /// Checks the BOM with the crate's validator (a failure is a bug here, not bad input) and

@@ -1,7 +1,12 @@
-//! Signing: one [`Signer`] trait over a static key (and, later, keyless certificates).
+//! Signing: one [`Signer`] trait over a static key ([`KeySigner`]) and keyless certificates
+//! ([`keyless::KeylessSigner`]); the transparency log signatures are written to ([`Tlog`]);
+//! and who signs as one value ([`spec::SignerSpec`]), from flags or a release config, with the
+//! key references and passwords it resolves ([`keyref`]).
 
 pub mod keyless;
+pub mod keyref;
 pub mod keys;
+pub mod spec;
 
 use anyhow::{anyhow, Result};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
@@ -31,6 +36,18 @@ pub trait Signer: Send + Sync {
             Some(cert) => cert.to_string(),
             None => keys::public_key_pem(&self.public_key()),
         }
+    }
+}
+
+/// Where signatures are logged (Rekor), when they are.
+pub struct Tlog {
+    pub http: reqwest::Client,
+    pub rekor_url: String,
+}
+
+impl Tlog {
+    pub async fn log(&self, entry: &serde_json::Value) -> Result<crate::sigstore::rekor::LogEntry> {
+        crate::sigstore::rekor::upload(&self.http, &self.rekor_url, entry).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Fulcio certificates: the identity they carry, their chain to a trusted CA, and the signed
 //! certificate timestamps (SCTs) that prove they were logged.
 
+use super::claims;
 use super::pem;
 use super::pubkey::{HashAlg, VerifyingKey};
 use super::trust::{CertificateAuthority, LogKey, TrustRoot};
@@ -19,17 +20,6 @@ const OID_SAN: &str = "2.5.29.17";
 const OID_EKU: &str = "2.5.29.37";
 const OID_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 const OID_SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.2";
-const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
-const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
-
-/// GitHub workflow claims Fulcio copies into its certificates (legacy raw-string extensions).
-pub const GITHUB_CLAIMS: [(&str, &str); 5] = [
-    ("1.3.6.1.4.1.57264.1.2", "workflow trigger"),
-    ("1.3.6.1.4.1.57264.1.3", "workflow sha"),
-    ("1.3.6.1.4.1.57264.1.4", "workflow name"),
-    ("1.3.6.1.4.1.57264.1.5", "workflow repository"),
-    ("1.3.6.1.4.1.57264.1.6", "workflow ref"),
-];
 
 /// What wharf needs from a signing certificate.
 #[derive(Debug, Clone)]
@@ -103,14 +93,14 @@ impl SigningCert {
         if let Some(exts) = tbs.extensions() {
             for e in exts {
                 let oid = e.extn_id.to_string();
-                if oid.starts_with("1.3.6.1.4.1.57264.1.") {
+                if oid.starts_with(claims::ARC) {
                     extensions.insert(oid, extension_text(e));
                 }
             }
         }
         let issuer = extensions
-            .get(OID_ISSUER_V2)
-            .or_else(|| extensions.get(OID_ISSUER_V1))
+            .get(claims::ISSUER_V2)
+            .or_else(|| extensions.get(claims::ISSUER_V1))
             .cloned();
         Ok(SigningCert {
             not_before: unix(tbs.validity().not_before),

@@ -1,6 +1,7 @@
-//! Sigstore: OIDC tokens, Fulcio certificates, Rekor transparency log entries, checkpoints and
-//! inclusion proofs, RFC 3161 timestamps, bundles and trust roots. The primitives; deciding
-//! whether a signature counts is the `verify` layer's job.
+//! Sigstore: OIDC tokens, Fulcio certificates and the claims they carry, Rekor transparency
+//! log entries, checkpoints and inclusion proofs, RFC 3161 timestamps, bundles, trust roots
+//! and where a command gets its trust root (a file or TUF). The primitives; deciding whether
+//! a signature counts is the `verify` layer's job.
 //!
 //! sigstore-rs 0.15 cannot sign against a custom Fulcio/Rekor, insists on an `email` claim
 //! (GitHub tokens have none) and skips SET and inclusion-proof checks when verifying, so wharf
@@ -10,6 +11,7 @@
 pub mod bundle;
 pub mod cert;
 pub mod checkpoint;
+pub mod claims;
 pub mod fulcio;
 pub mod merkle;
 pub mod oidc;
@@ -17,6 +19,7 @@ pub mod pem;
 pub mod pubkey;
 pub mod rekor;
 pub mod trust;
+pub mod trust_source;
 pub mod tsa;
 pub mod tuf;
 pub mod x509;
@@ -24,6 +27,15 @@ pub mod x509;
 /// The public-good Sigstore instance.
 pub const PUBLIC_FULCIO_URL: &str = "https://fulcio.sigstore.dev";
 pub const PUBLIC_REKOR_URL: &str = "https://rekor.sigstore.dev";
+
+/// The HTTP client for Fulcio and Rekor.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?)
+}
 
 /// POSTs `body` as JSON to `url` and returns the answer's JSON, decoded as `T`. `service`
 /// names the server in errors ("Fulcio at URL"), `refusal` what a non-2xx answer means.

@@ -508,8 +508,3 @@ impl<'a> Attacher<'a> {
         }
     }
 }
-
-/// How long a write may still land after its writer let go of it, beyond a store's own
-/// estimate: time for a scheduler to run the writer that sent it. Shared by the registry's
-/// [`Store::overwrite_window`].
-pub const SCHEDULING_MARGIN: Duration = Duration::from_millis(100);

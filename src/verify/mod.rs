@@ -8,6 +8,10 @@
 //!   proofs and checkpoints, Rekor v2 entries), RFC 3161 timestamps, certificate path, SCT;
 //! - [`policy`]: who must have signed; [`rejection`]: why something does not count.
 
+/// How many candidates (bundle referrers, tag-scheme layers) are examined per manifest and
+/// scheme: verification must not cost in proportion to what a registry chooses to list.
+pub const MAX_CANDIDATES: usize = 64;
+
 pub mod bundle;
 pub mod evidence;
 pub mod policy;
@@ -17,7 +21,7 @@ pub mod tag;
 
 pub use bundle::{verify_blob_bundle, verify_manifest_bundle, BundleVerdict};
 pub use evidence::{Context, TimeSource, Verified, VerifiedTime};
-pub use policy::{FullMatch, IdentityPolicy, Policy};
+pub use policy::{FullMatch, IdentityMatch, IdentityPolicy, Policy};
 pub use rejection::{Rejection, RejectionKind, Rejections};
 pub use statement::VerifiedStatement;
 pub use tag::{verify_attestation_layer, verify_signature_layer, LayerAnnotations};

@@ -1,7 +1,8 @@
 //! Who must have signed: a key, or a certificate identity vouched for by an OIDC issuer.
 
 use super::rejection::{reject, Rejection, RejectionKind};
-use crate::sigstore::cert::{SigningCert, GITHUB_CLAIMS};
+use crate::sigstore::cert::SigningCert;
+use crate::sigstore::claims::GithubClaim;
 
 /// Who must have signed.
 #[derive(Debug, Clone)]
@@ -11,7 +12,14 @@ pub enum Policy {
     Identity(IdentityPolicy),
 }
 
-/// A regular expression that must match a whole value: compiled as `^(?:RE)$`, so an
+/// `pattern` anchored at both ends, `^(?:RE)$`: what matches it anywhere in a value matches
+/// `pattern` in full. The one place wharf anchors an identity regexp, for its own matching
+/// ([`FullMatch`]) and for tools that match anywhere ([`IdentityMatch::anchored_regexp`]).
+pub fn anchored(pattern: &str) -> String {
+    format!("^(?:{pattern})$")
+}
+
+/// A regular expression that must match a whole value: compiled [`anchored`], so an
 /// alternation such as `A|A-v2` accepts `A-v2` (leftmost-first matching of the bare pattern
 /// would stop at `A` and refuse it).
 #[derive(Debug, Clone)]
@@ -23,7 +31,7 @@ pub struct FullMatch {
 impl FullMatch {
     pub fn new(pattern: &str) -> Result<FullMatch, regex::Error> {
         Ok(FullMatch {
-            anchored: regex::Regex::new(&format!("^(?:{pattern})$"))?,
+            anchored: regex::Regex::new(&anchored(pattern))?,
             pattern: pattern.to_string(),
         })
     }
@@ -38,6 +46,38 @@ impl FullMatch {
     }
 }
 
+/// One part of a keyless identity policy (the certificate identity, or its OIDC issuer) as
+/// wharf matches it: an exact value, or a regular expression matched in full. What the
+/// documents and admission policies generated for a release say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityMatch {
+    Exact(String),
+    Regexp(String),
+}
+
+impl IdentityMatch {
+    /// From an exact value and a regexp. With both, wharf accepts a value equal to the first
+    /// or matching the second: one regular expression says the same.
+    pub fn from_pair(exact: Option<&str>, regexp: Option<&str>) -> Option<IdentityMatch> {
+        match (exact, regexp) {
+            (Some(e), None) => Some(IdentityMatch::Exact(e.to_string())),
+            (None, Some(r)) => Some(IdentityMatch::Regexp(r.to_string())),
+            (Some(e), Some(r)) => Some(IdentityMatch::Regexp(format!("{}|{r}", regex::escape(e)))),
+            (None, None) => None,
+        }
+    }
+
+    /// The same policy for tools that match a regular expression anywhere in the value (Go's
+    /// `MatchString`: cosign, policy-controller, Kyverno): anchored at both ends, so they
+    /// accept exactly what wharf accepts.
+    pub fn anchored_regexp(&self) -> String {
+        match self {
+            IdentityMatch::Exact(value) => format!("^{}$", regex::escape(value)),
+            IdentityMatch::Regexp(re) => anchored(re),
+        }
+    }
+}
+
 /// Who must have signed, for keyless verification.
 #[derive(Debug, Clone, Default)]
 pub struct IdentityPolicy {
@@ -45,11 +85,36 @@ pub struct IdentityPolicy {
     pub identity_regexp: Option<FullMatch>,
     pub issuer: Option<String>,
     pub issuer_regexp: Option<FullMatch>,
-    /// Required GitHub claims: (extension OID, expected value).
-    pub github_claims: Vec<(String, String)>,
+    /// Required GitHub claims, with the value each must have.
+    pub github_claims: Vec<(GithubClaim, String)>,
 }
 
 impl IdentityPolicy {
+    /// The identity part as the release documents state it.
+    pub fn identity_match(&self) -> Option<IdentityMatch> {
+        IdentityMatch::from_pair(
+            self.identity.as_deref(),
+            self.identity_regexp.as_ref().map(FullMatch::as_str),
+        )
+    }
+
+    /// The OIDC issuer part as the release documents state it.
+    pub fn issuer_match(&self) -> Option<IdentityMatch> {
+        IdentityMatch::from_pair(
+            self.issuer.as_deref(),
+            self.issuer_regexp.as_ref().map(FullMatch::as_str),
+        )
+    }
+
+    /// Whether any part of a keyless policy is given (a key policy must have none).
+    pub fn any(&self) -> bool {
+        self.identity.is_some()
+            || self.identity_regexp.is_some()
+            || self.issuer.is_some()
+            || self.issuer_regexp.is_some()
+    }
+
+    /// Whether the policy names both an identity and an issuer: the least that counts.
     pub fn is_set(&self) -> bool {
         (self.identity.is_some() || self.identity_regexp.is_some())
             && (self.issuer.is_some() || self.issuer_regexp.is_some())
@@ -100,14 +165,14 @@ impl IdentityPolicy {
                 format!("wrong OIDC issuer: the certificate's issuer is {issuer:?}"),
             );
         }
-        for (oid, want) in &self.github_claims {
-            let have = cert.extensions.get(oid).map(String::as_str).unwrap_or("");
+        for (claim, want) in &self.github_claims {
+            let have = cert
+                .extensions
+                .get(claim.oid())
+                .map(String::as_str)
+                .unwrap_or("");
             if have != want {
-                let name = GITHUB_CLAIMS
-                    .iter()
-                    .find(|(o, _)| o == oid)
-                    .map(|(_, n)| *n)
-                    .unwrap_or(oid);
+                let name = claim.name();
                 return reject(
                     RejectionKind::WrongIdentity,
                     format!("wrong {name}: the certificate says {have:?}, expected {want:?}"),

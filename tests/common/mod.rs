@@ -186,6 +186,59 @@ pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
     child.wait_with_output().expect("wait for the command")
 }
 
+/// `cosign`, [`clean`]ed (no host password, token or trust variables).
+pub fn cosign() -> Command {
+    let mut cmd = Command::new(require_tool("cosign"));
+    clean(&mut cmd);
+    cmd
+}
+
+/// A path as the UTF-8 word a command line takes.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// The repository the tests run from.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Standard output of a finished command as JSON; panics with both outputs unless it is.
+pub fn parse_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\n--- stderr ---\n{}",
+            stdout_of(out),
+            stderr_of(out)
+        )
+    })
+}
+
+/// Asserts a failed command printed exactly one non-empty stderr line, starting
+/// `wharf: error:`, and nothing on stdout; returns that line.
+pub fn single_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure");
+    let stderr = stderr_of(out);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one stderr line, got:\n{stderr}\n--- stdout ---\n{}",
+        stdout_of(out)
+    );
+    assert!(
+        lines[0].starts_with("wharf: error:"),
+        "stderr does not start with `wharf: error:`: {stderr}"
+    );
+    assert!(
+        stdout_of(out).trim().is_empty(),
+        "a failed command printed on stdout: {}",
+        stdout_of(out)
+    );
+    eprintln!("error line: {}", lines[0]);
+    lines[0].to_string()
+}
+
 /// The single `wharf: error:` line of a failed run; panics unless there is exactly one.
 pub fn error_line(out: &Output) -> String {
     assert!(
@@ -259,43 +312,10 @@ fn describe_run(cmd: &Command, out: &Output) -> String {
 // YAML (workflows, the action, admission policies)
 // ---------------------------------------------------------------------------------------
 
-/// Parses YAML (every document) with PyYAML's `safe_load_all`; the documents as JSON.
+/// Parses YAML (every document) with PyYAML's `safe_load_all`; the documents as JSON
+/// ([`k8s::yaml_documents`]).
 pub fn yaml(text: &str) -> Vec<serde_json::Value> {
-    let python = require_tool("python3");
-    let probe = Command::new(&python)
-        .args(["-c", "import yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        probe.status.success(),
-        "PyYAML is missing (python3 -m pip install pyyaml; scripts/install-test-deps.sh should install it)"
-    );
-    let mut child = Command::new(&python)
-        .args([
-            "-c",
-            "import json, sys, yaml\njson.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout, default=str)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "not YAML: {}\n--- text ---\n{text}",
-        stderr_of(&out)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    k8s::yaml_documents(text)
 }
 
 pub fn yaml_file(path: &Path) -> serde_json::Value {
@@ -851,6 +871,14 @@ impl Registry {
         tags
     }
 
+    /// The referrers fallback index of `digest` in `repo` (which must exist), parsed.
+    pub fn fallback_index(&self, repo: &str, digest: &str) -> serde_json::Value {
+        let (bytes, _) = self
+            .get_manifest(repo, &fallback_tag(digest))
+            .unwrap_or_else(|| panic!("no fallback tag {} in {repo}", fallback_tag(digest)));
+        serde_json::from_slice(&bytes).expect("fallback index JSON")
+    }
+
     /// Whether blob `digest` is reachable through `repo` (HEAD 200 vs 404).
     pub fn blob_exists(&self, repo: &str, digest: &str) -> bool {
         let path = format!("/v2/{repo}/blobs/{digest}");
@@ -1130,6 +1158,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `sha256:<hex>` of `bytes`.
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// The hex of a `sha256:<hex>` digest.
+pub fn hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").expect("sha256 digest")
+}
+
+/// cosign's signature tag of `digest`: `sha256-<hex>.sig`.
+pub fn sig_tag(digest: &str) -> String {
+    format!("{}.sig", fallback_tag(digest))
+}
+
+/// Stores `manifest` (re-serialised; the blobs it names are already in the repository) at
+/// `digest`'s signature tag.
+pub fn put_sig_manifest(reg: &Registry, name: &str, digest: &str, manifest: &serde_json::Value) {
+    let bytes = serde_json::to_vec(manifest).unwrap();
+    reg.push_manifest(name, &sig_tag(digest), &bytes);
+}
+
+/// cosign's attestation tag of `digest`: `sha256-<hex>.att`.
+pub fn att_tag(digest: &str) -> String {
+    format!("{}.att", fallback_tag(digest))
+}
+
+/// The OCI referrers fallback tag of `digest`: `sha256-<hex>`.
+pub fn fallback_tag(digest: &str) -> String {
+    format!("sha256-{}", hex(digest))
 }
 
 /// `LAYOUT/blobs/sha256/<hex>` for `sha256:<hex>`.
@@ -1567,9 +1622,9 @@ impl Pushed {
     }
 }
 
-/// Generates a layout with `platforms` and pushes it to `reg` as `name` with `wharf push`,
-/// checking the reported digests.
-pub fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64) -> Pushed {
+/// Generates a layout with `platforms` and pushes it with `wharf push DIR DEST -o json`;
+/// the report, its digest checked.
+pub fn push_image(dest: &str, platforms: &[&'static str], seed: u64) -> serde_json::Value {
     let dir = tempdir();
     let layout = make_layout(
         &dir.path().join("layout"),
@@ -1584,11 +1639,16 @@ pub fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64
         wharf()
             .args(["push", "--allow-insecure-registry", "--output", "json"])
             .arg(&layout.dir)
-            .arg(reg.repo(name)),
+            .arg(dest),
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("push JSON");
     assert_eq!(report["digest"], layout.root_digest.as_str());
-    let children: Vec<(String, String)> = report["manifests"]
+    report
+}
+
+/// `(platform, digest)` of every manifest a `wharf push` report lists.
+pub fn children_of(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["manifests"]
         .as_array()
         .expect("manifests")
         .iter()
@@ -1598,12 +1658,151 @@ pub fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64
                 m["digest"].as_str().expect("digest").to_string(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Generates a layout with `platforms` and pushes it to `reg` as `name` with `wharf push`
+/// ([`push_image`]), checking the reported digests.
+pub fn push_to(reg: &Registry, name: &str, platforms: &[&'static str], seed: u64) -> Pushed {
+    let report = push_image(&reg.repo(name), platforms, seed);
+    let children = children_of(&report);
     assert_eq!(children.len(), platforms.len());
     Pushed {
         repo: reg.repo(name),
         name: name.to_string(),
-        digest: layout.root_digest,
+        digest: report["digest"].as_str().expect("digest").to_string(),
         children,
     }
 }
+
+/// Asserts every word of `words` is in the error `line`.
+pub fn assert_mentions(line: &str, words: &[&str]) {
+    for word in words {
+        assert!(
+            line.contains(word),
+            "error {line:?} does not mention {word:?}"
+        );
+    }
+}
+
+/// Runs a `wharf verify` or `verify-attestation` expecting failure, with nothing (no payload,
+/// no statement) on stdout; returns the error line.
+pub fn verify_fails(cmd: &mut Command) -> String {
+    let out = run_fail(cmd);
+    assert_eq!(
+        stdout_of(&out).trim(),
+        "",
+        "a failed verification printed on stdout"
+    );
+    error_line(&out)
+}
+
+/// The docker-manifest-digests of the Simple Signing payloads `wharf verify` prints on stdout
+/// (a JSON array), each payload checked to be a cosign image signature.
+pub fn verified_digests(out: &Output) -> std::collections::BTreeSet<String> {
+    let payloads: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("verify stdout is not JSON ({e}): {}", stdout_of(out)));
+    payloads
+        .as_array()
+        .expect("verify stdout is a JSON array")
+        .iter()
+        .map(|p| {
+            assert_eq!(p["critical"]["type"], "cosign container image signature");
+            p["critical"]["image"]["docker-manifest-digest"]
+                .as_str()
+                .expect("docker-manifest-digest")
+                .to_string()
+        })
+        .collect()
+}
+
+/// The in-toto statements `wharf verify-attestation` prints, one JSON object a line.
+pub fn wharf_statements(out: &Output) -> Vec<serde_json::Value> {
+    stdout_of(out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement line {l:?}: {e}")))
+        .collect()
+}
+
+/// The subject digests of an in-toto statement, as `sha256:<hex>`.
+pub fn subjects(statement: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    statement["subject"]
+        .as_array()
+        .expect("subject")
+        .iter()
+        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().expect("sha256")))
+        .collect()
+}
+
+/// A small CycloneDX 1.6 SBOM naming `component`, written to `dir/name`.
+pub fn cyclonedx(dir: &Path, name: &str, component: &str) -> PathBuf {
+    let doc = serde_json::json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "version": 1,
+        "components": [{"type": "library", "name": component, "version": "1.0"}],
+    });
+    let path = dir.join(name);
+    fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    path
+}
+
+/// Validates the CycloneDX document at `path` against the official CycloneDX 1.5 JSON schema
+/// (and the SPDX and JSF schemas it references), as shipped in the `cyclonedx-python-lib`
+/// package, with Python's `jsonschema`. Returns the validator's messages on failure.
+pub fn validate_cyclonedx(path: &Path) -> Result<(), String> {
+    let out = Command::new(require_tool("python3"))
+        .arg("-c")
+        .arg(CYCLONEDX_VALIDATOR)
+        .arg(path)
+        .output()
+        .expect("spawn python3");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", stdout_of(&out), stderr_of(&out)))
+    }
+}
+
+const CYCLONEDX_VALIDATOR: &str = r#"
+import glob, importlib.util, json, os, sys
+from urllib.parse import urljoin
+from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+
+spec = importlib.util.find_spec("cyclonedx")
+if spec is None:
+    sys.exit("cyclonedx-python-lib is not installed (pip install cyclonedx-python-lib)")
+res = os.path.join(list(spec.submodule_search_locations)[0], "schema", "_res")
+
+def find(pattern):
+    found = sorted(glob.glob(os.path.join(res, pattern)))
+    if not found:
+        sys.exit(f"no {pattern} in {res}")
+    return found[0]
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+schema = load(find("bom-1.5*.schema.json"))
+resources = []
+for pattern in ("spdx*.schema.json", "jsf-0.82*.schema.json"):
+    path = find(pattern)
+    contents = load(path)
+    resource = Resource.from_contents(contents)
+    # Reachable both by the file name the BOM schema refers to and by the schema's own $id.
+    resources.append((urljoin(schema["$id"], os.path.basename(path)), resource))
+    resources.append((contents["$id"], resource))
+validator = Draft7Validator(
+    schema,
+    registry=Registry().with_resources(resources),
+    format_checker=Draft7Validator.FORMAT_CHECKER,
+)
+doc = load(sys.argv[1])
+errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+for e in errors:
+    print("/" + "/".join(map(str, e.absolute_path)) + ": " + e.message, file=sys.stderr)
+sys.exit(1 if errors else 0)
+"#;

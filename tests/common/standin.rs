@@ -14,7 +14,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{http_request, require_tool, tempdir, wharf, TempDir};
+use super::{clean, http_request, require_tool, tempdir, wharf_clean, TempDir};
 
 /// How long the stand-in may take to write its state file (it usually takes ~1.2 s).
 const STATE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -24,39 +24,6 @@ pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
 /// A regexp matching the identity of the stand-in's default tokens.
 pub const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
-
-/// Host variables that would change how wharf, cosign or sigstore-python find tokens and trust.
-pub const SIGSTORE_ENV: &[&str] = &[
-    "SIGSTORE_ID_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_URL",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "WHARF_TRUSTED_ROOT",
-    "WHARF_REKOR_URL",
-    "WHARF_FULCIO_URL",
-    "WHARF_BUNDLE_FORMAT",
-    "SIGSTORE_ROOT_FILE",
-    "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
-    "SIGSTORE_REKOR_PUBLIC_KEY",
-];
-
-/// `wharf` without the host's Sigstore variables.
-pub fn wharf_clean() -> Command {
-    let mut cmd = wharf();
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// `cosign` without the host's Sigstore variables and password.
-pub fn cosign_plain() -> Command {
-    let mut cmd = Command::new(require_tool("cosign"));
-    for var in SIGSTORE_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("COSIGN_PASSWORD");
-    cmd
-}
 
 /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` the stand-in's OIDC endpoint requires by default.
 pub const REQUEST_TOKEN: &str = "test-request-token";
@@ -241,6 +208,13 @@ impl SigstoreStandIn {
             .to_string()
     }
 
+    /// `cosign` ([`super::cosign`]) pointed at this stand-in's trust material.
+    pub fn cosign(&self) -> Command {
+        let mut cmd = super::cosign();
+        self.cosign_env(&mut cmd);
+        cmd
+    }
+
     /// Points cosign at this stand-in's trust material: `SIGSTORE_ROOT_FILE`,
     /// `SIGSTORE_CT_LOG_PUBLIC_KEY_FILE`, `SIGSTORE_REKOR_PUBLIC_KEY`, and `TUF_ROOT` set to an
     /// empty directory of this instance (so the host's TUF cache is never used). Removes
@@ -324,9 +298,7 @@ impl SigstoreStandIn {
     /// and services), without the host's Sigstore variables.
     pub fn sigstore_python(&self) -> Command {
         let mut cmd = Command::new(require_tool("python3"));
-        for var in SIGSTORE_ENV {
-            cmd.env_remove(var);
-        }
+        clean(&mut cmd);
         cmd.args(["-m", "sigstore", "--trust-config"])
             .arg(&self.trust_config);
         cmd

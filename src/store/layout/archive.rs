@@ -152,32 +152,8 @@ impl TarIndex {
         let mut headers = 0usize;
         let mut pos = 0u64;
         let mut block = [0u8; BLOCK as usize];
-        loop {
-            if pos + BLOCK > len {
-                if len == 0 {
-                    bail!("{shown} is not a tar archive: it is empty");
-                }
-                if pos < len {
-                    bail!("{shown} is truncated: it ends at byte {len}, inside a header");
-                }
-                bail!(
-                    "{shown} is truncated: it ends at byte {len} without the end-of-archive \
-                     marker"
-                );
-            }
-            self.file
-                .read_exact_at(&mut block, pos)
-                .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
-            if block.iter().all(|&b| b == 0) {
-                break;
-            }
+        while self.read_header(&mut block, pos, len)? {
             let header = tar::Header::from_byte_slice(&block);
-            if !checksum_matches(header) {
-                if pos == 0 {
-                    bail!("{shown} is not a tar archive");
-                }
-                bail!("{shown} is corrupt: the header at byte {pos} has a wrong checksum");
-            }
             headers += 1;
             if headers > 2 * MAX_ENTRIES {
                 bail!("{shown} has more than {MAX_ENTRIES} entries");
@@ -209,80 +185,137 @@ impl TarIndex {
                     )
                 })?;
             if extended {
-                if size > MAX_EXTENDED_HEADER {
-                    bail!(
-                        "{shown}: the extended header at byte {pos} is {size} bytes, more than \
-                         the 64 KiB any real one needs"
-                    );
-                }
-                let mut bytes = vec![0; size as usize];
-                self.file
-                    .read_exact_at(&mut bytes, data)
-                    .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
-                pending
-                    .absorb(kind, bytes)
-                    .map_err(|why| anyhow!("{shown}: the extended header at byte {pos} {why}"))?;
+                self.read_extended(&mut pending, kind, pos, Span { offset: data, size })?;
             } else {
-                let raw_path = pending
-                    .path
-                    .take()
-                    .unwrap_or_else(|| header.path_bytes().into_owned());
-                let link = pending
-                    .link
-                    .take()
-                    .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
-                let shown_path = format!("{:?}", String::from_utf8_lossy(&raw_path));
-                let refuse = |why: String| {
-                    anyhow!(
-                        "{shown}: entry {shown_path} {why}; an OCI layout archive holds only \
-                         plain files and directories"
-                    )
-                };
-                let name = normalize(&raw_path).map_err(|why| refuse(why.into()))?;
-                let link_text = || {
-                    link.as_deref()
-                        .map(|l| format!(" (to {:?})", String::from_utf8_lossy(l)))
-                        .unwrap_or_default()
-                };
-                match kind {
-                    tar::EntryType::Regular | tar::EntryType::Continuous => {
-                        if name.is_empty() {
-                            return Err(refuse("is a file without a name".into()));
-                        }
-                        if self.files.contains_key(&name) || dirs.contains(&name) {
-                            return Err(refuse("appears twice".into()));
-                        }
-                        if self.order.len() >= MAX_ENTRIES {
-                            bail!("{shown} has more than {MAX_ENTRIES} entries");
-                        }
-                        self.files.insert(name.clone(), Span { offset: data, size });
-                        self.order.push(name);
-                    }
-                    tar::EntryType::Directory => {
-                        if self.files.contains_key(&name) {
-                            return Err(refuse("appears twice".into()));
-                        }
-                        dirs.insert(name);
-                    }
-                    tar::EntryType::Symlink => {
-                        return Err(refuse(format!("is a symbolic link{}", link_text())))
-                    }
-                    tar::EntryType::Link => {
-                        return Err(refuse(format!("is a hard link{}", link_text())))
-                    }
-                    tar::EntryType::Char | tar::EntryType::Block => {
-                        return Err(refuse("is a device".into()))
-                    }
-                    tar::EntryType::Fifo => return Err(refuse("is a FIFO".into())),
-                    other => {
-                        return Err(refuse(format!(
-                            "has entry type {:?}",
-                            char::from(other.as_byte())
-                        )))
-                    }
-                }
+                let entry = Span { offset: data, size };
+                self.add_entry(header, &mut pending, &mut dirs, entry)?;
             }
             pos = end.div_ceil(BLOCK) * BLOCK;
+        }
+        Ok(())
+    }
+
+    /// Reads the header block at `pos` into `block`: false at the end-of-archive marker.
+    fn read_header(&self, block: &mut [u8; BLOCK as usize], pos: u64, len: u64) -> Result<bool> {
+        let shown = &self.shown;
+        if pos + BLOCK > len {
+            if len == 0 {
+                bail!("{shown} is not a tar archive: it is empty");
+            }
+            if pos < len {
+                bail!("{shown} is truncated: it ends at byte {len}, inside a header");
+            }
+            bail!(
+                "{shown} is truncated: it ends at byte {len} without the end-of-archive \
+                 marker"
+            );
+        }
+        self.file
+            .read_exact_at(block, pos)
+            .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
+        if block.iter().all(|&b| b == 0) {
+            return Ok(false);
+        }
+        if !checksum_matches(tar::Header::from_byte_slice(block)) {
+            if pos == 0 {
+                bail!("{shown} is not a tar archive");
+            }
+            bail!("{shown} is corrupt: the header at byte {pos} has a wrong checksum");
+        }
+        Ok(true)
+    }
+
+    /// Reads the extended header (PAX, GNU long name or link) at `pos` into `pending`, for
+    /// the entry that follows.
+    fn read_extended(
+        &self,
+        pending: &mut Extended,
+        kind: tar::EntryType,
+        pos: u64,
+        span: Span,
+    ) -> Result<()> {
+        let shown = &self.shown;
+        if span.size > MAX_EXTENDED_HEADER {
+            bail!(
+                "{shown}: the extended header at byte {pos} is {} bytes, more than the 64 KiB \
+                 any real one needs",
+                span.size
+            );
+        }
+        let mut bytes = vec![0; span.size as usize];
+        self.file
+            .read_exact_at(&mut bytes, span.offset)
+            .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
+        pending
+            .absorb(kind, bytes)
+            .map_err(|why| anyhow!("{shown}: the extended header at byte {pos} {why}"))
+    }
+
+    /// Records the entry `header` describes, its content at `span`: a plain file or a
+    /// directory, anything else refused.
+    fn add_entry(
+        &mut self,
+        header: &tar::Header,
+        pending: &mut Extended,
+        dirs: &mut HashSet<String>,
+        span: Span,
+    ) -> Result<()> {
+        let shown = &self.shown;
+        let raw_path = pending
+            .path
+            .take()
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let link = pending
+            .link
+            .take()
+            .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+        let shown_path = format!("{:?}", String::from_utf8_lossy(&raw_path));
+        let refuse = |why: String| {
+            anyhow!(
+                "{shown}: entry {shown_path} {why}; an OCI layout archive holds only plain files \
+                 and directories"
+            )
+        };
+        let name = normalize(&raw_path).map_err(|why| refuse(why.into()))?;
+        let link_text = || {
+            link.as_deref()
+                .map(|l| format!(" (to {:?})", String::from_utf8_lossy(l)))
+                .unwrap_or_default()
+        };
+        match header.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if name.is_empty() {
+                    return Err(refuse("is a file without a name".into()));
+                }
+                if self.files.contains_key(&name) || dirs.contains(&name) {
+                    return Err(refuse("appears twice".into()));
+                }
+                if self.order.len() >= MAX_ENTRIES {
+                    bail!("{shown} has more than {MAX_ENTRIES} entries");
+                }
+                self.files.insert(name.clone(), span);
+                self.order.push(name);
+            }
+            tar::EntryType::Directory => {
+                if self.files.contains_key(&name) {
+                    return Err(refuse("appears twice".into()));
+                }
+                dirs.insert(name);
+            }
+            tar::EntryType::Symlink => {
+                return Err(refuse(format!("is a symbolic link{}", link_text())))
+            }
+            tar::EntryType::Link => return Err(refuse(format!("is a hard link{}", link_text()))),
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(refuse("is a device".into()))
+            }
+            tar::EntryType::Fifo => return Err(refuse("is a FIFO".into())),
+            other => {
+                return Err(refuse(format!(
+                    "has entry type {:?}",
+                    char::from(other.as_byte())
+                )))
+            }
         }
         Ok(())
     }

@@ -3,7 +3,6 @@
 //! (whether it speaks the referrers API, the scheme an insecure host answers on, the piece
 //! size a body limit in front of it forced).
 
-use crate::store::attach::SCHEDULING_MARGIN;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,6 +63,10 @@ pub const MIN_CHUNK_SIZE: usize = 64 << 10;
 /// The time a tag write may take on this machine between its read's answer and its last
 /// byte leaving, besides the network: merging, and the runtime getting to it.
 pub const LOCAL_WRITE_BUDGET: Duration = Duration::from_millis(100);
+
+/// How long a write may still land after its writer let go of it, beyond the estimate of
+/// [`HostCapabilities::overwrite_window`]: time for a scheduler to run the writer that sent it.
+pub const SCHEDULING_MARGIN: Duration = Duration::from_millis(100);
 
 /// What one registry host has shown of itself in this run.
 pub struct HostCapabilities {

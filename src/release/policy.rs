@@ -19,14 +19,15 @@
 //! Both get `NAME:*` and `NAME@*` for each spelling of each repository: only that repository's
 //! tags and digests, never a sibling (`app-frontend`, `application/x`).
 
-use super::bundles::BundleFormat;
-use super::release_config::{IdentityMatch, ReleaseConfig, SbomSource};
+use super::config::{ReleaseConfig, SbomSource};
+use crate::cosign::attestation::SLSA_PROVENANCE_V1;
 use crate::oci::reference::{ImageRef, Repository};
+use crate::ops::bundles::BundleFormat;
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
+use crate::verify::IdentityMatch;
 use crate::yaml::{self, Yaml};
 use anyhow::{bail, Result};
 
-const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 /// `subjectRegExp`/`issuerRegExp` and keyless `type: SigstoreBundle` came in Kyverno 1.13.
 const KYVERNO_MIN: &str = "1.13.0";
 /// Key-signed Sigstore bundles are verified from Kyverno 1.19 on.
@@ -362,74 +363,22 @@ fn kyverno_match(keys: (&'static str, &'static str), m: &IdentityMatch) -> (&'st
 }
 
 fn kyverno(r: &Release) -> (Vec<String>, Yaml) {
-    let bundle_only = r.format == BundleFormat::Bundle;
-    let key_signed = matches!(r.signer, Signer::Key(_));
-    let min = if bundle_only && key_signed {
-        KYVERNO_MIN_KEY_BUNDLE
-    } else {
-        KYVERNO_MIN
-    };
-    let mut comments = r.common_comments("kyverno");
-    comments.push(format!("Needs Kyverno {min} or later (the policies.kyverno.io/minversion annotation): an older one drops the fields it does not know (subjectRegExp, issuerRegExp, failureAction, type) and then checks less than this policy says. `kubectl apply --validate=strict` refuses such fields instead of dropping them."));
-    comments.push("Image references cover the repository's tags and digests only, in every spelling Kyverno compares (Docker Hub as docker.io/..., index.docker.io/... and short names).".into());
-    if let Signer::Keyless {
-        workflow_repository: Some(repo),
-        ..
-    } = &r.signer
-    {
-        if bundle_only {
-            comments.push(format!("NOT ENFORCED HERE: certificate_github_workflow_repository = {repo:?}. Kyverno checks additionalExtensions only for cosign-format signatures, and this release writes Sigstore bundles only; `wharf verify` and cosign check it (see the verification guide)."));
-        }
-    }
-    if r.format == BundleFormat::Both {
-        comments.push("The release writes both cosign 2.x signatures and Sigstore bundles; this policy reads the former (type Cosign), for which Kyverno also checks certificate extensions.".into());
-    }
-    let entry = || -> Yaml {
-        let rekor = if r.tlog {
-            Yaml::map([("url", Yaml::str(&r.rekor_url))])
-        } else {
-            Yaml::map([("ignoreTlog", Yaml::Bool(true))])
-        };
-        match &r.signer {
-            Signer::Key(pem) => {
-                let mut keys = vec![("publicKeys", Yaml::str(pem)), ("rekor", rekor)];
-                if !r.tlog {
-                    // A key signature has no certificate, so no SCT; without a log entry
-                    // nothing else gives Kyverno a timestamp to require.
-                    keys.push(("ctlog", Yaml::map([("ignoreSCT", Yaml::Bool(true))])));
-                }
-                Yaml::map([("keys", Yaml::map(keys))])
-            }
-            Signer::Keyless {
-                subject,
-                issuer,
-                workflow_repository,
-            } => {
-                let mut keyless = vec![
-                    kyverno_match(("subject", "subjectRegExp"), subject),
-                    kyverno_match(("issuer", "issuerRegExp"), issuer),
-                ];
-                if let (Some(repo), false) = (workflow_repository, bundle_only) {
-                    keyless.push((
-                        "additionalExtensions",
-                        Yaml::map([("githubWorkflowRepository", Yaml::str(repo))]),
-                    ));
-                }
-                keyless.push(("rekor", rekor));
-                Yaml::map([("keyless", Yaml::map(keyless))])
-            }
-        }
-    };
-    let attestors = || Yaml::Seq(vec![Yaml::map([("entries", Yaml::Seq(vec![entry()]))])]);
+    let min = kyverno_min_version(r);
     let mut references = Vec::new();
     for repo in &r.repositories {
         references.extend(repo.kyverno_image_references());
     }
+    let attestors = || {
+        Yaml::Seq(vec![Yaml::map([(
+            "entries",
+            Yaml::Seq(vec![kyverno_attestor(r)]),
+        )])])
+    };
     let mut verify = vec![
         ("imageReferences", Yaml::strs(&references)),
         ("failureAction", Yaml::str("Enforce")),
     ];
-    if bundle_only {
+    if r.format == BundleFormat::Bundle {
         verify.push(("type", Yaml::str("SigstoreBundle")));
     }
     verify.extend([
@@ -485,7 +434,74 @@ fn kyverno(r: &Release) -> (Vec<String>, Yaml) {
             ]),
         ),
     ]);
-    (comments, doc)
+    (kyverno_comments(r, min), doc)
+}
+
+/// The oldest Kyverno that enforces all of the policy.
+fn kyverno_min_version(r: &Release) -> &'static str {
+    if r.format == BundleFormat::Bundle && matches!(r.signer, Signer::Key(_)) {
+        KYVERNO_MIN_KEY_BUNDLE
+    } else {
+        KYVERNO_MIN
+    }
+}
+
+/// What the Kyverno policy's comments say beyond [`Release::common_comments`].
+fn kyverno_comments(r: &Release, min: &str) -> Vec<String> {
+    let mut comments = r.common_comments("kyverno");
+    comments.push(format!("Needs Kyverno {min} or later (the policies.kyverno.io/minversion annotation): an older one drops the fields it does not know (subjectRegExp, issuerRegExp, failureAction, type) and then checks less than this policy says. `kubectl apply --validate=strict` refuses such fields instead of dropping them."));
+    comments.push("Image references cover the repository's tags and digests only, in every spelling Kyverno compares (Docker Hub as docker.io/..., index.docker.io/... and short names).".into());
+    if let Signer::Keyless {
+        workflow_repository: Some(repo),
+        ..
+    } = &r.signer
+    {
+        if r.format == BundleFormat::Bundle {
+            comments.push(format!("NOT ENFORCED HERE: certificate_github_workflow_repository = {repo:?}. Kyverno checks additionalExtensions only for cosign-format signatures, and this release writes Sigstore bundles only; `wharf verify` and cosign check it (see the verification guide)."));
+        }
+    }
+    if r.format == BundleFormat::Both {
+        comments.push("The release writes both cosign 2.x signatures and Sigstore bundles; this policy reads the former (type Cosign), for which Kyverno also checks certificate extensions.".into());
+    }
+    comments
+}
+
+/// The attestor entry: the release key, or its keyless identity, and the log.
+fn kyverno_attestor(r: &Release) -> Yaml {
+    let rekor = if r.tlog {
+        Yaml::map([("url", Yaml::str(&r.rekor_url))])
+    } else {
+        Yaml::map([("ignoreTlog", Yaml::Bool(true))])
+    };
+    match &r.signer {
+        Signer::Key(pem) => {
+            let mut keys = vec![("publicKeys", Yaml::str(pem)), ("rekor", rekor)];
+            if !r.tlog {
+                // A key signature has no certificate, so no SCT; without a log entry
+                // nothing else gives Kyverno a timestamp to require.
+                keys.push(("ctlog", Yaml::map([("ignoreSCT", Yaml::Bool(true))])));
+            }
+            Yaml::map([("keys", Yaml::map(keys))])
+        }
+        Signer::Keyless {
+            subject,
+            issuer,
+            workflow_repository,
+        } => {
+            let mut keyless = vec![
+                kyverno_match(("subject", "subjectRegExp"), subject),
+                kyverno_match(("issuer", "issuerRegExp"), issuer),
+            ];
+            if let (Some(repo), false) = (workflow_repository, r.format == BundleFormat::Bundle) {
+                keyless.push((
+                    "additionalExtensions",
+                    Yaml::map([("githubWorkflowRepository", Yaml::str(repo))]),
+                ));
+            }
+            keyless.push(("rekor", rekor));
+            Yaml::map([("keyless", Yaml::map(keyless))])
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,13 @@
 //! Every value can be overridden: `--set signing.key=env://KEY` on the command line, or an
 //! environment variable `WHARF_CFG_SIGNING__KEY` (sections and keys joined by `__`).
 
-use super::bundles::BundleFormat;
+use crate::ops::bundles::BundleFormat;
+use crate::ops::policy::PolicySpec;
+use crate::sign::keyref::{KeyRef, PasswordSource};
+use crate::sign::spec::{SignerKind, SignerSpec};
 use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
+use crate::sigstore::claims::GithubClaim;
+use crate::verify::{FullMatch, IdentityMatch, IdentityPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -115,51 +120,20 @@ pub struct Verify {
     pub key_url: Option<String>,
 }
 
-/// One part of a keyless identity policy (the certificate identity, or its OIDC issuer) as
-/// `wharf verify` matches it: an exact value, or a regular expression matched in full.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentityMatch {
-    Exact(String),
-    Regexp(String),
-}
-
-impl IdentityMatch {
-    /// From a `key` / `key_regexp` pair. With both, wharf accepts a value equal to the first
-    /// or matching the second: one regular expression says the same.
-    fn from_pair(exact: Option<&String>, regexp: Option<&String>) -> Option<IdentityMatch> {
-        match (exact, regexp) {
-            (Some(e), None) => Some(IdentityMatch::Exact(e.clone())),
-            (None, Some(r)) => Some(IdentityMatch::Regexp(r.clone())),
-            (Some(e), Some(r)) => Some(IdentityMatch::Regexp(format!("{}|{r}", regex::escape(e)))),
-            (None, None) => None,
-        }
-    }
-
-    /// The same policy for tools that match a regular expression anywhere in the value (Go's
-    /// `MatchString`: cosign, policy-controller, Kyverno): anchored at both ends, so they
-    /// accept exactly what wharf accepts.
-    pub fn anchored_regexp(&self) -> String {
-        match self {
-            IdentityMatch::Exact(value) => format!("^{}$", regex::escape(value)),
-            IdentityMatch::Regexp(re) => format!("^(?:{re})$"),
-        }
-    }
-}
-
 impl Verify {
     /// The certificate identity policy, if keyless.
     pub fn identity_match(&self) -> Option<IdentityMatch> {
         IdentityMatch::from_pair(
-            self.certificate_identity.as_ref(),
-            self.certificate_identity_regexp.as_ref(),
+            self.certificate_identity.as_deref(),
+            self.certificate_identity_regexp.as_deref(),
         )
     }
 
     /// The OIDC issuer policy, if keyless.
     pub fn issuer_match(&self) -> Option<IdentityMatch> {
         IdentityMatch::from_pair(
-            self.certificate_oidc_issuer.as_ref(),
-            self.certificate_oidc_issuer_regexp.as_ref(),
+            self.certificate_oidc_issuer.as_deref(),
+            self.certificate_oidc_issuer_regexp.as_deref(),
         )
     }
 
@@ -198,6 +172,18 @@ fn default_format() -> BundleFormat {
 pub const EXAMPLE: &str = include_str!("../../examples/wharf.toml");
 
 impl ReleaseConfig {
+    /// Reads the config at `path` (`-`: the example release the README's first command
+    /// runs), with environment and `--set` overrides.
+    pub fn read(path: &std::path::Path, sets: &[String]) -> Result<ReleaseConfig> {
+        let text = if path.as_os_str() == "-" {
+            EXAMPLE.to_string()
+        } else {
+            crate::files::read_bounded_text(path, crate::files::CONFIG_LIMIT, "release config")?
+        };
+        let env = std::env::vars().collect();
+        ReleaseConfig::load(&text, &path.display().to_string(), &env, sets)
+    }
+
     /// Parses `text` (from `origin`, for messages), then applies environment and `--set`
     /// overrides, then checks the whole for consistency.
     pub fn load(
@@ -311,6 +297,90 @@ fn set_path(table: &mut toml::Table, path: &str, raw: &str) -> Result<()> {
 }
 
 impl ReleaseConfig {
+    /// Where the signing key's password comes from.
+    pub fn password(&self) -> PasswordSource {
+        PasswordSource {
+            file: self.signing.password_file.as_ref().map(Into::into),
+        }
+    }
+
+    /// Who signs the release, as `[signing]` says.
+    pub fn signer_spec(&self) -> SignerSpec {
+        let s = &self.signing;
+        let kind = match &s.key {
+            Some(key) => SignerKind::Key {
+                key: KeyRef::new(key),
+                password: self.password(),
+            },
+            None => SignerKind::Keyless {
+                // As for `wharf sign`: the token in the environment, when the config has none.
+                identity_token: s
+                    .identity_token
+                    .clone()
+                    .or_else(|| std::env::var("SIGSTORE_ID_TOKEN").ok()),
+                fulcio_url: s.fulcio_url.clone(),
+                // The same switch lets the release sign and verify without CT logs.
+                ignore_sct: self.verify.insecure_ignore_sct,
+            },
+        };
+        SignerSpec {
+            kind,
+            rekor_url: s.tlog_upload.then(|| s.rekor_url.clone()),
+        }
+    }
+
+    /// Who must have signed the release, as `[verify]` says. Without `[verify] key`, a
+    /// key-signed release verifies under its signer's public key (see
+    /// [`PolicySpec::policy_for`]); so does a `[verify] key` naming the signing key itself.
+    pub fn policy_spec(&self) -> Result<PolicySpec> {
+        let v = &self.verify;
+        let regex = |name: &str, re: &Option<String>| {
+            re.as_deref()
+                .map(FullMatch::new)
+                .transpose()
+                .with_context(|| format!("[verify] {name}"))
+        };
+        let github_claims = v
+            .certificate_github_workflow_repository
+            .iter()
+            .map(|repo| (GithubClaim::WorkflowRepository, repo.clone()))
+            .collect();
+        Ok(PolicySpec {
+            key: v
+                .key
+                .as_ref()
+                .filter(|k| Some(*k) != self.signing.key.as_ref())
+                .map(KeyRef::new),
+            password: self.password(),
+            identity: IdentityPolicy {
+                identity: v.certificate_identity.clone(),
+                identity_regexp: regex(
+                    "certificate_identity_regexp",
+                    &v.certificate_identity_regexp,
+                )?,
+                issuer: v.certificate_oidc_issuer.clone(),
+                issuer_regexp: regex(
+                    "certificate_oidc_issuer_regexp",
+                    &v.certificate_oidc_issuer_regexp,
+                )?,
+                github_claims,
+            },
+            ignore_tlog: v.insecure_ignore_tlog,
+            ignore_sct: v.insecure_ignore_sct,
+        })
+    }
+
+    /// The release's public key: `[verify] key`, else the public half of `[signing] key`;
+    /// none for keyless releases.
+    pub fn public_key(&self) -> Result<Option<p256::PublicKey>> {
+        let password = self.password();
+        match (&self.verify.key, &self.signing.key) {
+            (Some(k), _) => Ok(Some(KeyRef::new(k).load_public(&password)?)),
+            (None, Some(k)) => Ok(Some(KeyRef::new(k).load_private(&password)?.public_key())),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Whether the release is verified against a public key (else a keyless identity).
     pub fn key_based(&self) -> bool {
         self.verify.key.is_some() || self.signing.key.is_some()
