@@ -35,7 +35,6 @@ const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
 const CYCLONEDX: &str = "https://cyclonedx.org/bom";
 const SLSA1: &str = "https://slsa.dev/provenance/v1";
 const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
-const IN_TOTO: &str = "application/vnd.in-toto+json";
 const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
@@ -176,31 +175,16 @@ fn count(types: &[String], wanted: &str) -> usize {
     types.iter().filter(|t| *t == wanted).count()
 }
 
-/// The in-toto statements `wharf verify-attestation` prints, one JSON object a line.
+/// The in-toto statements `wharf verify-attestation` prints: DSSE envelopes, one a line, as
+/// cosign prints them.
 fn wharf_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement line {l:?}: {e}")))
-        .collect()
+    envelope_statements(out)
 }
 
 /// The in-toto statements in the DSSE envelopes cosign prints (`verify-attestation`,
-/// `download attestation`): one envelope a line, the statement base64 in `payload`.
+/// `download attestation`).
 fn cosign_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| l.trim_start().starts_with('{'))
-        .map(|l| {
-            let envelope: Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("envelope line {l:?}: {e}"));
-            assert_eq!(envelope["payloadType"], IN_TOTO, "{envelope}");
-            let payload = B64
-                .decode(envelope["payload"].as_str().expect("payload"))
-                .expect("payload is base64");
-            serde_json::from_slice(&payload).expect("payload is a JSON statement")
-        })
-        .collect()
+    envelope_statements(out)
 }
 
 /// The sha256 hex digests a statement's subject names, as `sha256:<hex>`.

@@ -233,13 +233,10 @@ fn subjects(statement: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// The statements `wharf verify-attestation` prints, one JSON object a line.
+/// The statements `wharf verify-attestation` prints: DSSE envelopes, one a line, as cosign
+/// prints them.
 fn wharf_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement {l:?}: {e}")))
-        .collect()
+    envelope_statements(out)
 }
 
 /// Checks one fallback-index entry and the referrer manifest it names: a Sigstore bundle

@@ -8,13 +8,14 @@ use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
 use crate::ops::bundles::BundleFormat;
+use crate::ops::failure::{Failure, FailureKind};
 use crate::ops::sign::{sign_staged, stage, targets, SignRequest, Tlog};
 use crate::ops::verify::{verify, Policy, VerifyRequest};
 use crate::sign::keyless::KeylessSigner;
 use crate::sign::{KeySigner, Signer};
 use crate::sigstore::oidc::TokenSource;
 use crate::sigstore::trust::TrustRoot;
-use crate::store::{resolve_reference, Store};
+use crate::store::{resolve_reference, ManifestRef, Store};
 use crate::verify::{FullMatch, IdentityPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
@@ -430,12 +431,16 @@ pub struct AttestArgs {
 ///
 /// Exits 0 only if, for the image (and with --recursive every manifest under it), at least one
 /// attestation of --type verifies under the policy, has transparency-log evidence (unless
-/// --insecure-ignore-tlog) and has this manifest as its subject. Prints the verified in-toto
-/// statements as JSON lines; --output-predicate writes the predicate exactly as attached.
+/// --insecure-ignore-tlog) and has this manifest as its subject. Prints the verified DSSE
+/// envelopes, one JSON object a line, as cosign does (the statement is base64 in `payload`);
+/// --statements prints the decoded in-toto statements instead, and --output-predicate writes
+/// the predicate exactly as attached.
 ///
 /// Examples:
 ///   wharf verify-attestation --key cosign.pub --type cyclonedx \
 ///     --output-predicate sbom.json ghcr.io/acme/app@sha256:...
+///   wharf verify-attestation --key cosign.pub --type cyclonedx ghcr.io/acme/app@sha256:... \
+///     | jq -r .payload | base64 -d | jq .predicate
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct VerifyAttestationArgs {
@@ -453,6 +458,11 @@ pub struct VerifyAttestationArgs {
     /// Write the verified predicate, exactly as attached, to this file.
     #[arg(long, value_name = "FILE")]
     pub output_predicate: Option<PathBuf>,
+
+    /// Print the verified in-toto statements, decoded, one JSON object a line, instead of
+    /// their DSSE envelopes.
+    #[arg(long)]
+    pub statements: bool,
 
     #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
@@ -480,7 +490,16 @@ async fn digest_of(store: &dyn Store, image: &ImageRef, allow_tag: bool) -> Resu
     if !allow_tag {
         image.require_digest()?;
     }
-    let resolved = resolve_reference(store, image).await?;
+    // A missing tag is its own failure (cosign's exit code 11), not "no signatures".
+    let resolved = match &image.tag {
+        Some(tag) => store.resolve(ManifestRef::Tag(tag)).await?.ok_or_else(|| {
+            Failure::error(
+                FailureKind::TagNotFound,
+                format!("tag {tag:?} not found in {}", store.repository()),
+            )
+        })?,
+        None => resolve_reference(store, image).await?,
+    };
     eprintln!("wharf: resolved {image} to {}", resolved.digest);
     Ok(resolved.digest)
 }
@@ -671,9 +690,16 @@ pub async fn run_verify_attestation(
                     );
                 }
             }
+            // Like cosign: each verified DSSE envelope on a line of its own.
             for v in &report.verified {
-                for s in &v.statements {
-                    println!("{}", serde_json::to_string(s)?);
+                if args.statements {
+                    for s in &v.statements {
+                        println!("{}", serde_json::to_string(s)?);
+                    }
+                } else {
+                    for e in &v.envelopes {
+                        println!("{}", serde_json::to_string(e)?);
+                    }
                 }
             }
         }

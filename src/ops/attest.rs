@@ -5,6 +5,7 @@ use super::attach::{
     read_tag_layers, upload_layer, write_layer, Attached, Attacher, Matcher, TagLayers,
 };
 use super::bundles::{find_bundles, sign_as_bundle, BundleFormat};
+use super::failure::{Failure, FailureKind};
 use super::graph::read_graph;
 use super::sign::{certificate_annotations, existing_layers, targets, Tlog};
 use super::verify::{
@@ -234,6 +235,9 @@ pub struct VerifiedAttestations {
     /// Each statement's predicate, exactly as attached.
     #[serde(skip)]
     pub predicates: Vec<String>,
+    /// Each statement's DSSE envelope, as cosign prints it.
+    #[serde(skip)]
+    pub envelopes: Vec<Envelope>,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,15 +264,18 @@ pub async fn verify_attestations(
     let verified = stream::iter(targets)
         .map(|(digest, platform)| async move {
             let what = describe(&digest, platform.as_ref());
-            let statements =
+            let (statements, envelopes): (Vec<_>, Vec<_>) =
                 verify_manifest_attestations(store, policy, request, &digest, predicate_type)
                     .await
-                    .map_err(|e| anyhow!("verification failed for {what}: {e:#}"))?;
+                    .with_context(|| format!("verification failed for {what}"))?
+                    .into_iter()
+                    .unzip();
             Ok::<_, anyhow::Error>(VerifiedAttestations {
                 digest: digest.to_string(),
                 platform: platform.map(|p| p.to_string()),
                 predicates: statements.iter().map(|s| s.predicate.clone()).collect(),
                 statements: statements.into_iter().map(|s| s.value).collect(),
+                envelopes,
             })
         })
         .buffered(request.jobs.max(1))
@@ -287,15 +294,16 @@ async fn verify_manifest_attestations(
     request: &VerifyRequest,
     digest: &Digest,
     predicate_type: Option<&str>,
-) -> Result<Vec<VerifiedStatement>> {
+) -> Result<Vec<(VerifiedStatement, Envelope)>> {
     let ctx = request.context();
     let mut statements = Vec::new();
     let mut rejections = Rejections::default();
     let mut skipped = 0;
-    let mut record = |outcome: std::result::Result<VerifiedStatement, Rejection>| match outcome {
-        Ok(statement) => statements.push(statement),
-        Err(r) => rejections.push(r),
-    };
+    let mut record =
+        |outcome: std::result::Result<(VerifiedStatement, Envelope), Rejection>| match outcome {
+            Ok(statement) => statements.push(statement),
+            Err(r) => rejections.push(r),
+        };
     // Sigstore bundles (cosign v3, GitHub) first, then cosign 2.x's tag scheme.
     if request.accept.bundle() {
         let found = find_bundles(store, digest).await?;
@@ -325,7 +333,15 @@ async fn verify_manifest_attestations(
                     })
                     .and_then(|b| {
                         verify_manifest_bundle(&b, &digest.sha256(), predicate_type, policy, &ctx)
-                            .map(|(_, statement)| statement)
+                            .and_then(|(_, statement)| {
+                                let envelope = b.dsse_envelope.clone().ok_or_else(|| {
+                                    Rejection::new(
+                                        RejectionKind::Malformed,
+                                        "the bundle holds no DSSE envelope",
+                                    )
+                                })?;
+                                Ok((statement, envelope))
+                            })
                     }),
             );
         }
@@ -359,12 +375,18 @@ async fn verify_manifest_attestations(
         return Ok(statements);
     }
     match rejections.best() {
-        Some(r) => bail!("{r}{}", skipped_note(skipped)),
-        None => bail!(
-            "no attestations: there is no {tag} and no attestation bundle referrer in {}{}",
-            store.repository(),
-            skipped_note(skipped)
-        ),
+        Some(r) => Err(Failure::error(
+            FailureKind::NoMatchingAttestation,
+            format!("{r}{}", skipped_note(skipped)),
+        )),
+        None => Err(Failure::error(
+            FailureKind::NoAttestations,
+            format!(
+                "no attestations: there is no {tag} and no attestation bundle referrer in {}{}",
+                store.repository(),
+                skipped_note(skipped)
+            ),
+        )),
     }
 }
 
@@ -376,7 +398,7 @@ async fn check_attestation(
     digest: &Digest,
     predicate_type: Option<&str>,
     layer: &Descriptor,
-) -> std::result::Result<VerifiedStatement, Rejection> {
+) -> std::result::Result<(VerifiedStatement, Envelope), Rejection> {
     let envelope = read_small_blob(store, layer, MAX_ENVELOPE)
         .await
         .map_err(|e| {
@@ -393,5 +415,9 @@ async fn check_attestation(
         policy,
         ctx,
     )
-    .map(|(_, statement)| statement)
+    .and_then(|(_, statement)| {
+        let envelope = Envelope::parse(&envelope)
+            .map_err(|e| Rejection::new(RejectionKind::Malformed, format!("{e:#}")))?;
+        Ok((statement, envelope))
+    })
 }

@@ -9,6 +9,7 @@
 
 use super::attach::{read_tag_layers, TagLayers};
 use super::bundles::{find_bundles, BundleFormat};
+use super::failure::{Failure, FailureKind};
 use super::sign::targets;
 use crate::cosign::sigmanifest::{
     self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
@@ -21,7 +22,7 @@ use crate::verify::{
     verify_manifest_bundle, verify_signature_layer, Context, LayerAnnotations, Rejection,
     RejectionKind, Rejections,
 };
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -268,18 +269,29 @@ async fn verify_manifest(
         return Ok((payloads, skipped));
     }
     let Some((best, others)) = rejections.summary("signatures") else {
-        return Err(if tag_exists {
-            anyhow!(
+        let message = if tag_exists {
+            format!(
                 "no signatures for {what} in {repo}: {tag} holds no signature layers{}",
                 skipped_note(skipped)
             )
         } else {
-            anyhow!("no signatures for {what} in {repo}: there is no {tag} and no signature bundle referrer{}", skipped_note(skipped))
-        });
+            format!("no signatures for {what} in {repo}: there is no {tag} and no signature bundle referrer{}", skipped_note(skipped))
+        };
+        return Err(Failure::error(FailureKind::NoSignatures, message));
     };
-    Err(anyhow!(
-        "verification failed for {what}: {best}{others}{}",
-        skipped_note(skipped)
+    // cosign's "no certificate found on signature": a keyless policy met key material.
+    let kind = if best.kind == RejectionKind::WrongMaterial && matches!(policy, Policy::Identity(_))
+    {
+        FailureKind::NoCertificate
+    } else {
+        FailureKind::NoMatchingSignature
+    };
+    Err(Failure::error(
+        kind,
+        format!(
+            "verification failed for {what}: {best}{others}{}",
+            skipped_note(skipped)
+        ),
     ))
 }
 

@@ -209,6 +209,29 @@ pub fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The in-toto statements in the DSSE envelopes a command printed, one envelope a line, the
+/// statement base64 in `payload`: what `cosign verify-attestation`, `cosign download
+/// attestation` and their wharf namesakes print. Lines that are not JSON objects (cosign's
+/// progress notes) are skipped.
+pub fn envelope_statements(out: &Output) -> Vec<serde_json::Value> {
+    stdout_of(out)
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| {
+            let envelope: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("envelope line {l:?}: {e}"));
+            assert_eq!(
+                envelope["payloadType"], "application/vnd.in-toto+json",
+                "{envelope}"
+            );
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(envelope["payload"].as_str().expect("payload"))
+                .expect("payload is base64");
+            serde_json::from_slice(&payload).expect("payload is a JSON statement")
+        })
+        .collect()
+}
+
 /// Lossy UTF-8 stderr of a finished command.
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -260,6 +260,14 @@ impl SigstoreStandIn {
             .env_remove("ACTIONS_ID_TOKEN_REQUEST_TOKEN");
     }
 
+    /// `cosign` (without the host's Sigstore variables) pointed at this stand-in's trust
+    /// material ([`Self::cosign_env`]).
+    pub fn cosign(&self) -> Command {
+        let mut cmd = cosign_plain();
+        self.cosign_env(&mut cmd);
+        cmd
+    }
+
     /// `--fulcio-url URL --rekor-url URL --trusted-root FILE`, for `wharf sign`.
     pub fn wharf_args(&self) -> Vec<String> {
         vec![
