@@ -587,10 +587,9 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
         super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         super::OutputFormat::Text => {
             if !global.quiet {
-                eprintln!(
-                    "Verification for {}@{} --",
-                    report.repository, request.digest
-                );
+                // cosign's header, naming the image as given (a tag too: "resolved" above
+                // said to which digest).
+                eprintln!("\nVerification for {} --", args.image);
                 eprintln!("The following checks were performed on each of these signatures:");
                 for c in &report.checks {
                     eprintln!("  - {c}");

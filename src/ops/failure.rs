@@ -1,4 +1,4 @@
-//! Why a verification failed, in classes a script can branch on: cosign's exit codes 10–13
+//! Why a verification failed, in classes a script can branch on: cosign's exit codes 10–12
 //! where cosign has a class, wharf's own (14, 15) for attestations, which cosign reports as 1.
 //! The class travels inside the `anyhow::Error`; the command line turns it into the exit code.
 
@@ -12,9 +12,6 @@ pub enum FailureKind {
     TagNotFound,
     /// There are signatures, none satisfies the policy (cosign: NoMatchingSignature).
     NoMatchingSignature,
-    /// A keyless policy and a signature without a certificate (cosign:
-    /// NoCertificateFoundOnSignature).
-    NoCertificate,
     /// The image has no attestation (of the type asked for).
     NoAttestations,
     /// There are attestations, none satisfies the policy and type.

@@ -279,15 +279,8 @@ async fn verify_manifest(
         };
         return Err(Failure::error(FailureKind::NoSignatures, message));
     };
-    // cosign's "no certificate found on signature": a keyless policy met key material.
-    let kind = if best.kind == RejectionKind::WrongMaterial && matches!(policy, Policy::Identity(_))
-    {
-        FailureKind::NoCertificate
-    } else {
-        FailureKind::NoMatchingSignature
-    };
     Err(Failure::error(
-        kind,
+        FailureKind::NoMatchingSignature,
         format!(
             "verification failed for {what}: {best}{others}{}",
             skipped_note(skipped)
