@@ -190,17 +190,22 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-/// Runs `cmd` with each tool and asserts both succeed; returns (cosign's, wharf's) output.
-fn both_ok(world: &World, args: &[&str], keyless: bool) -> (Output, Output) {
-    let run = |tool| {
-        let mut cmd = if keyless {
-            world.keyless(tool, args)
-        } else {
-            world.command(tool, args)
-        };
-        run_ok(&mut cmd)
-    };
+/// Runs `args` with each tool and asserts both succeed; returns (cosign's, wharf's) output.
+fn both_ok(world: &World, args: &[&str]) -> (Output, Output) {
+    let run = |tool| run_ok(&mut world.command(tool, args));
     (run(Tool::Cosign), run(Tool::Wharf))
+}
+
+/// `verify-attestation --key PUB --type cyclonedx IMAGE`.
+fn key_attestation<'a>(pubkey: &'a str, image: &'a str) -> [&'a str; 6] {
+    [
+        "verify-attestation",
+        "--key",
+        pubkey,
+        "--type",
+        "cyclonedx",
+        image,
+    ]
 }
 
 /// The `critical` parts of the payloads `verify` prints as a JSON array on stdout.
@@ -280,7 +285,7 @@ fn verify_by_tag_gives_cosigns_result() {
     let pubkey = w.key.public().to_string();
 
     let by_tag = format!("{}:{TAG}", keyed.repo);
-    let (cosign, wharf) = both_ok(&w, &["verify", "--key", &pubkey, &by_tag], false);
+    let (cosign, wharf) = both_ok(&w, &["verify", "--key", &pubkey, &by_tag]);
     assert_eq!(verified_claims(&cosign), verified_claims(&wharf));
     for out in [&cosign, &wharf] {
         assert!(
@@ -293,7 +298,7 @@ fn verify_by_tag_gives_cosigns_result() {
     let by_tag = format!("{}:{TAG}", keyless.repo);
     let mut args = vec!["verify", &by_tag];
     args.extend(w.octo());
-    let (cosign, wharf) = both_ok(&w, &args, false);
+    let (cosign, wharf) = both_ok(&w, &args);
     assert_eq!(verified_claims(&cosign), verified_claims(&wharf));
 }
 
@@ -340,22 +345,15 @@ fn verify_attestation_prints_cosigns_envelopes() {
     let image = format!("{}:{TAG}@{}", keyless.repo, keyless.digest);
     let mut args = vec!["verify-attestation", "--type", "cyclonedx", &image];
     args.extend(w.octo());
-    let (cosign, wharf) = both_ok(&w, &args, false);
+    let (cosign, wharf) = both_ok(&w, &args);
     assert_eq!(envelopes(&cosign), envelopes(&wharf));
     assert_eq!(envelopes(&wharf).len(), 1);
     let statements = envelope_statements(&wharf);
     assert_eq!(statements[0]["predicateType"], CYCLONEDX);
 
     let image = format!("{}:{TAG}@{}", keyed.repo, keyed.digest);
-    let args = [
-        "verify-attestation",
-        "--key",
-        &pubkey,
-        "--type",
-        "cyclonedx",
-        &image,
-    ];
-    let (cosign, wharf) = both_ok(&w, &args, false);
+    let args = key_attestation(&pubkey, &image);
+    let (cosign, wharf) = both_ok(&w, &args);
     assert_eq!(envelopes(&cosign), envelopes(&wharf));
 
     // The decoded statements stay available.
@@ -384,7 +382,7 @@ fn verify_attestation_with_an_anchored_identity_gives_cosigns_result() {
         "--certificate-oidc-issuer",
         GITHUB_ISSUER,
     ];
-    let (cosign, wharf) = both_ok(&w, &args, false);
+    let (cosign, wharf) = both_ok(&w, &args);
     assert_eq!(envelopes(&cosign), envelopes(&wharf));
     assert_eq!(envelope_statements(&wharf)[0]["predicateType"], SLSA1);
 
@@ -414,7 +412,7 @@ fn download_attestation_pipeline_yields_cosigns_predicate() {
             CYCLONEDX,
             &image,
         ];
-        let (cosign, wharf) = both_ok(&w, &args, false);
+        let (cosign, wharf) = both_ok(&w, &args);
         assert_eq!(envelopes(&cosign), envelopes(&wharf));
 
         let from_cosign = predicate_pipeline(&w.command(Tool::Cosign, &args));
@@ -424,21 +422,14 @@ fn download_attestation_pipeline_yields_cosigns_predicate() {
         assert_eq!(predicate, attached);
 
         // Without --predicate-type: every attestation, both types.
-        let (cosign, wharf) = both_ok(&w, &args_without_type(&image), false);
+        let (cosign, wharf) = both_ok(&w, &args_without_type(&image));
         assert_eq!(envelopes(&cosign), envelopes(&wharf));
         assert_eq!(envelopes(&wharf).len(), 2);
     }
     // The key-based shape of verify-attestation feeds the same pipeline.
     let pubkey = w.key.public().to_string();
     let image = keyed.index();
-    let args = [
-        "verify-attestation",
-        "--key",
-        &pubkey,
-        "--type",
-        "cyclonedx",
-        &image,
-    ];
+    let args = key_attestation(&pubkey, &image);
     let predicate: Value =
         serde_json::from_str(&predicate_pipeline(&w.command(Tool::Wharf, &args))).unwrap();
     assert_eq!(predicate, attached);
@@ -460,7 +451,7 @@ fn download_signature_gives_cosigns_payloads() {
     for (name, seed, keyless) in [("keyless", 8, true), ("keyed", 9, false)] {
         let img = w.cosign_signed(name, seed, keyless);
         let image = img.index();
-        let (cosign, wharf) = both_ok(&w, &["download", "signature", &image], false);
+        let (cosign, wharf) = both_ok(&w, &["download", "signature", &image]);
         let fields = |out: &Output| -> BTreeSet<String> {
             stdout_of(out)
                 .lines()
@@ -506,7 +497,7 @@ fn download_sbom_gives_cosigns_bytes() {
             .arg(&w.sbom)
             .arg(&child),
     );
-    let (cosign, wharf) = both_ok(&w, &["download", "sbom", &child], false);
+    let (cosign, wharf) = both_ok(&w, &["download", "sbom", &child]);
     assert_eq!(cosign.stdout, wharf.stdout);
     assert_eq!(wharf.stdout, fs::read(&w.sbom).unwrap());
     // Through the index with --platform, as cosign.
@@ -517,7 +508,7 @@ fn download_sbom_gives_cosigns_bytes() {
         "linux/arm64",
         &img.index(),
     ];
-    let (cosign, wharf) = both_ok(&w, &args, false);
+    let (cosign, wharf) = both_ok(&w, &args);
     assert_eq!(cosign.stdout, wharf.stdout);
 }
 

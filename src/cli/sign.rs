@@ -368,7 +368,8 @@ pub struct VerifyArgs {
     #[arg(long, short = 'r')]
     pub recursive: bool,
 
-    #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
+    /// How many manifests to verify at once (cosign's --max-workers is accepted).
+    #[arg(long, short = 'j', alias = "max-workers", default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
 
     #[command(flatten)]
@@ -464,7 +465,8 @@ pub struct VerifyAttestationArgs {
     #[arg(long)]
     pub statements: bool,
 
-    #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
+    /// How many manifests to verify at once (cosign's --max-workers is accepted).
+    #[arg(long, short = 'j', alias = "max-workers", default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
 
     #[command(flatten)]
