@@ -547,6 +547,51 @@ fn downloading_nothing_fails_like_cosign() {
     }
 }
 
+/// A `.sig` with more layers than cosign reads (100) is refused by both, before wharf reads
+/// any of them.
+#[test]
+fn more_signatures_than_cosign_reads_are_refused_like_cosign() {
+    let w = World::start();
+    let img = w.image("crowded", 20);
+    let payload = w.reg.push_blob(&img.name, b"{\"critical\":{}}");
+    let config = w.reg.push_blob(&img.name, b"{}");
+    let layer = json!({
+        "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+        "digest": payload,
+        "size": 14,
+        "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="},
+    });
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": vec![layer; 101],
+    });
+    let tag = format!("sha256-{}.sig", &img.digest["sha256:".len()..]);
+    w.reg
+        .push_manifest(&img.name, &tag, &serde_json::to_vec(&manifest).unwrap());
+    for tool in TOOLS {
+        let mark = w.reg.request_count();
+        let out = run_fail(&mut w.command(tool, &["download", "signature", &img.index()]));
+        assert!(
+            stderr_of(&out).contains("maximum number of signatures on an image is 100, found 101"),
+            "{tool:?}: {}",
+            stderr_of(&out)
+        );
+        assert!(out.stdout.is_empty(), "{tool:?}");
+        if tool == Tool::Cosign {
+            continue;
+        }
+        let blob_reads = w
+            .reg
+            .requests_since(mark)
+            .iter()
+            .filter(|r| r.method == "GET" && r.uri.contains(&payload))
+            .count();
+        assert_eq!(blob_reads, 0, "wharf read a payload it was going to refuse");
+    }
+}
+
 /// Signatures and attestations in bundle form (wharf's `--bundle-format bundle`) download
 /// like the tag scheme's: a bundle a line for signatures, the DSSE envelope for attestations.
 #[test]

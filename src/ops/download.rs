@@ -24,8 +24,13 @@ use serde_json::{json, Value};
 
 /// cosign's limit on signatures or attestations per image (`maxAllowedSigsOrAtts`).
 pub const MAX_ATTACHED: usize = 100;
-/// Largest signature payload or DSSE envelope read.
-const MAX_ITEM: u64 = 64 << 20;
+/// Largest signature payload read (as `wharf verify`).
+const MAX_PAYLOAD: u64 = 1 << 20;
+/// Largest DSSE envelope read (as `wharf verify-attestation`).
+const MAX_ENVELOPE: u64 = 64 << 20;
+/// Most bytes of payloads or envelopes one download reads from a tag, checked against the
+/// sizes the manifest declares before anything is read.
+const MAX_TOTAL: u64 = 256 << 20;
 /// Largest SBOM read.
 const MAX_SBOM: u64 = 256 << 20;
 /// cosign's annotation for an RFC 3161 timestamp on a signature layer.
@@ -39,11 +44,8 @@ const RFC3161_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 pub async fn signatures(store: &dyn Store, digest: &Digest) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     let tag = signature_tag(digest);
-    for layer in tag_layers(store, &tag).await? {
-        if layer.media_type != SIMPLESIGNING_MEDIA_TYPE {
-            continue;
-        }
-        let payload = read_small_blob(store, &layer, MAX_ITEM)
+    for layer in candidates(store, &tag, SIMPLESIGNING_MEDIA_TYPE, "signatures").await? {
+        let payload = read_small_blob(store, &layer, MAX_PAYLOAD)
             .await
             .with_context(|| format!("cannot read a signature payload of {tag}"))?;
         out.push(signed_payload(&layer, &payload)?);
@@ -75,11 +77,8 @@ pub async fn attestations(
 ) -> Result<Vec<Envelope>> {
     let mut all = Vec::new();
     let tag = attestation_tag(digest);
-    for layer in tag_layers(store, &tag).await? {
-        if layer.media_type != DSSE_MEDIA_TYPE {
-            continue;
-        }
-        let bytes = read_small_blob(store, &layer, MAX_ITEM)
+    for layer in candidates(store, &tag, DSSE_MEDIA_TYPE, "attestations").await? {
+        let bytes = read_small_blob(store, &layer, MAX_ENVELOPE)
             .await
             .with_context(|| format!("cannot read an attestation of {tag}"))?;
         all.push(Envelope::parse(&bytes).with_context(|| format!("an attestation of {tag}"))?);
@@ -152,6 +151,27 @@ async fn tag_layers(store: &dyn Store, tag: &str) -> Result<Vec<Descriptor>> {
         TagLayers::Layers(layers) => Ok(layers),
         TagLayers::Malformed(why) => bail!("malformed {tag}: {why}"),
     }
+}
+
+/// The layers of `media_type` at `tag`, refused before any is read when there are more than
+/// cosign reads ([`MAX_ATTACHED`]) or they declare more than [`MAX_TOTAL`] bytes together.
+async fn candidates(
+    store: &dyn Store,
+    tag: &str,
+    media_type: &str,
+    what: &str,
+) -> Result<Vec<Descriptor>> {
+    let layers: Vec<Descriptor> = tag_layers(store, tag)
+        .await?
+        .into_iter()
+        .filter(|l| l.media_type == media_type)
+        .collect();
+    limit(&layers, what)?;
+    let total: u64 = layers.iter().map(|l| l.size).fold(0, u64::saturating_add);
+    if total > MAX_TOTAL {
+        bail!("{tag} declares {total} bytes of {what}, more than wharf reads ({MAX_TOTAL})");
+    }
+    Ok(layers)
 }
 
 /// The bundles referring to `digest`; one that cannot be read fails the download (nothing
