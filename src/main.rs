@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             wharf::cli::report_error(&err);
-            ExitCode::FAILURE
+            wharf::cli::exit::code_for(&err)
         }
     }
 }

@@ -35,7 +35,6 @@ const OCTO_IDENTITY_REGEXP: &str = "https://github.com/octo-org/octo-repo/.*";
 const CYCLONEDX: &str = "https://cyclonedx.org/bom";
 const SLSA1: &str = "https://slsa.dev/provenance/v1";
 const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
-const IN_TOTO: &str = "application/vnd.in-toto+json";
 const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
@@ -163,21 +162,9 @@ fn count(types: &[String], wanted: &str) -> usize {
 }
 
 /// The in-toto statements in the DSSE envelopes cosign prints (`verify-attestation`,
-/// `download attestation`): one envelope a line, the statement base64 in `payload`.
+/// `download attestation`).
 fn cosign_statements(out: &Output) -> Vec<Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| l.trim_start().starts_with('{'))
-        .map(|l| {
-            let envelope: Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("envelope line {l:?}: {e}"));
-            assert_eq!(envelope["payloadType"], IN_TOTO, "{envelope}");
-            let payload = B64
-                .decode(envelope["payload"].as_str().expect("payload"))
-                .expect("payload is base64");
-            serde_json::from_slice(&payload).expect("payload is a JSON statement")
-        })
-        .collect()
+    envelope_statements(out)
 }
 
 /// `wharf provenance generate -o dir/provenance.json` in a simulated GitHub Actions run.

@@ -224,6 +224,7 @@ fn every_help_example_runs() {
     let mut paths = Vec::new();
     subcommands(&wharf::cli::command(), &[], &mut paths);
     let (mut ran, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sbom_attached = false;
     for words in &paths {
         let help = stdout_of(&run_ok(wharf_clean().args(words).arg("--help")));
         for example in examples(&help) {
@@ -237,6 +238,25 @@ fn every_help_example_runs() {
             if example.contains(NOT_BASH) {
                 skipped.push(example);
                 continue;
+            }
+            if words.first().map(String::as_str) == Some("download") && !sbom_attached {
+                // `download sbom` reads what `cosign attach sbom` attaches (wharf attests its
+                // SBOMs instead): cosign attaches one, as a user's older pipeline did.
+                let image = format!("{}/acme/app@{digest}", src.addr());
+                run_ok(
+                    cosign()
+                        .args([
+                            "attach",
+                            "sbom",
+                            "--allow-insecure-registry",
+                            "--type",
+                            "cyclonedx",
+                            "--sbom",
+                        ])
+                        .arg(work.join("sbom.cdx.json"))
+                        .arg(&image),
+                );
+                sbom_attached = true;
             }
             let command = substitute(&example, src.addr(), dst.addr(), &digest);
             for leftover in [

@@ -2,7 +2,9 @@
 
 use super::{default_jobs, CredentialTargets, GlobalArgs};
 use crate::oci::ImageRef;
-use crate::ops::mirror::{mirror, MirrorRequest};
+use crate::ops::copy_only::CopyOnly;
+use crate::ops::mirror::{mirror_only, MirrorRequest};
+use crate::store::Stores;
 use anyhow::Result;
 use clap::Args;
 use std::process::ExitCode;
@@ -66,7 +68,17 @@ pub async fn run(args: &MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
         target: Some(&request.dest.repository),
         source: Some(&request.source.repository),
     })?;
-    let report = mirror(&stores, &request, &global.progress()).await?;
+    mirror_and_report(&stores, &request, &CopyOnly::all(), global).await
+}
+
+/// Runs the mirror (`wharf copy` selects attachments with `only`) and prints its report.
+pub(super) async fn mirror_and_report(
+    stores: &Stores,
+    request: &MirrorRequest,
+    only: &CopyOnly,
+    global: &GlobalArgs,
+) -> Result<ExitCode> {
+    let report = mirror_only(stores, request, only, &global.progress()).await?;
     global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,9 +7,12 @@
 mod blob;
 pub mod closed_pipe;
 mod compat;
+mod copy;
 mod cosign_env;
 mod distribution;
 mod docs;
+mod download;
+pub mod exit;
 mod github;
 mod key;
 mod mirror;
@@ -137,10 +140,12 @@ pub enum OutputFormat {
 pub enum Command {
     Push(push::PushArgs),
     Mirror(mirror::MirrorArgs),
+    Copy(copy::CopyArgs),
     Sign(sign::SignArgs),
     Verify(sign::VerifyArgs),
     Attest(sign::AttestArgs),
     VerifyAttestation(sign::VerifyAttestationArgs),
+    Download(download::DownloadArgs),
     SignBlob(blob::SignBlobArgs),
     AttestBlob(blob::AttestBlobArgs),
     VerifyBlob(blob::VerifyBlobArgs),
@@ -164,7 +169,7 @@ pub enum Command {
 /// The command line as wharf parses it: the clap definitions below, with every on/off switch
 /// also taking `=true`/`=false` as cosign's do. Completions and manual pages come from here too.
 pub fn command() -> clap::Command {
-    compat::cosign_booleans(Cli::command())
+    exit::document(compat::cosign_booleans(Cli::command()))
 }
 
 /// Parses the process's arguments with [`command`]; prints help, version or a usage error and
@@ -274,10 +279,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Push(args) => push::run(args, &cli.global).await,
         Command::Mirror(args) => mirror::run(args, &cli.global).await,
+        Command::Copy(args) => copy::run(args, &cli.global).await,
         Command::Sign(args) => sign::run_sign(args, &cli.global).await,
         Command::Verify(args) => sign::run_verify(args, &cli.global).await,
         Command::Attest(args) => sign::run_attest(args, &cli.global).await,
         Command::VerifyAttestation(args) => sign::run_verify_attestation(args, &cli.global).await,
+        Command::Download(args) => download::run(args, &cli.global).await,
         Command::SignBlob(args) => blob::run_sign_blob(args, &cli.global).await,
         Command::AttestBlob(args) => blob::run_attest_blob(args, &cli.global).await,
         Command::VerifyBlob(args) => blob::run_verify_blob(args, &cli.global).await,

@@ -8,6 +8,7 @@ use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::{attest, verify_attestations, AttestRequest};
 use crate::ops::bundles::BundleFormat;
+use crate::ops::failure::{Failure, FailureKind};
 use crate::ops::graph::targets;
 use crate::ops::policy::PolicySpec;
 use crate::ops::sign::{sign_staged, stage, SignRequest};
@@ -17,7 +18,7 @@ use crate::sign::spec::{SignerKind, SignerSpec, Signing};
 use crate::sigstore::claims::GithubClaim;
 use crate::sigstore::trust::TrustRoot;
 use crate::sigstore::trust_source::TrustSource;
-use crate::store::{resolve_reference, Store};
+use crate::store::{resolve_reference, ManifestRef, Store};
 use crate::verify::{FullMatch, IdentityPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
@@ -362,7 +363,8 @@ pub struct VerifyArgs {
     #[arg(long, short = 'r')]
     pub recursive: bool,
 
-    #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
+    /// How many manifests to verify at once (cosign's --max-workers is accepted).
+    #[arg(long, short = 'j', alias = "max-workers", default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
 
     #[command(flatten)]
@@ -428,12 +430,16 @@ pub struct AttestArgs {
 ///
 /// Exits 0 only if, for the image (and with --recursive every manifest under it), at least one
 /// attestation of --type verifies under the policy, has transparency-log evidence (unless
-/// --insecure-ignore-tlog) and has this manifest as its subject. Prints the verified in-toto
-/// statements as JSON lines; --output-predicate writes the predicate exactly as attached.
+/// --insecure-ignore-tlog) and has this manifest as its subject. Prints the verified DSSE
+/// envelopes, one JSON object a line, as cosign does (the statement is base64 in `payload`);
+/// --statements prints the decoded in-toto statements instead, and --output-predicate writes
+/// the predicate exactly as attached.
 ///
 /// Examples:
 ///   wharf verify-attestation --key cosign.pub --type cyclonedx \
 ///     --output-predicate sbom.json ghcr.io/acme/app@sha256:...
+///   wharf verify-attestation --key cosign.pub --type cyclonedx ghcr.io/acme/app@sha256:... \
+///     | jq -r .payload | base64 -d | jq .predicate
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct VerifyAttestationArgs {
@@ -452,7 +458,13 @@ pub struct VerifyAttestationArgs {
     #[arg(long, value_name = "FILE")]
     pub output_predicate: Option<PathBuf>,
 
-    #[arg(long, short = 'j', default_value_t = default_signing_jobs(), value_name = "N")]
+    /// Print the verified in-toto statements, decoded, one JSON object a line, instead of
+    /// their DSSE envelopes.
+    #[arg(long)]
+    pub statements: bool,
+
+    /// How many manifests to verify at once (cosign's --max-workers is accepted).
+    #[arg(long, short = 'j', alias = "max-workers", default_value_t = default_signing_jobs(), value_name = "N")]
     pub jobs: usize,
 
     #[command(flatten)]
@@ -478,7 +490,16 @@ async fn digest_of(store: &dyn Store, image: &ImageRef, allow_tag: bool) -> Resu
     if !allow_tag {
         image.require_digest()?;
     }
-    let resolved = resolve_reference(store, image).await?;
+    // A missing tag is its own failure (cosign's exit code 11), not "no signatures".
+    let resolved = match &image.tag {
+        Some(tag) => store.resolve(ManifestRef::Tag(tag)).await?.ok_or_else(|| {
+            Failure::error(
+                FailureKind::TagNotFound,
+                format!("tag {tag:?} not found in {}", store.repository()),
+            )
+        })?,
+        None => resolve_reference(store, image).await?,
+    };
     eprintln!("wharf: resolved {image} to {}", resolved.digest);
     Ok(resolved.digest)
 }
@@ -543,7 +564,8 @@ pub async fn run_verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<ExitCo
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
-    let report = verify(store.as_ref(), &policy, &request).await?;
+    let mut report = verify(store.as_ref(), &policy, &request).await?;
+    report.image = Some(args.image.clone());
     global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -595,7 +617,7 @@ pub async fn run_verify_attestation(
     let store = stores.open(&image).await?;
     let digest = digest_of(store.as_ref(), &image, true).await?;
     let request = verify_request(&args.policy, digest, args.recursive, args.jobs).await?;
-    let report =
+    let mut report =
         verify_attestations(store.as_ref(), &policy, &request, predicate_type.as_deref()).await?;
     if let Some(path) = &args.output_predicate {
         let predicate = report
@@ -605,6 +627,7 @@ pub async fn run_verify_attestation(
             .ok_or_else(|| anyhow!("no verified predicate to write"))?;
         crate::files::write_output(path, predicate.as_bytes())?;
     }
+    report.statements_on_stdout = args.statements;
     global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }

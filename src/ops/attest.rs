@@ -5,6 +5,7 @@ use super::attach::{
     read_tag_layers, upload_layer, write_layer, Attached, Attacher, Matcher, TagLayers,
 };
 use super::bundles::{find_bundles, sign_as_bundle, BundleFormat};
+use super::failure::{Failure, FailureKind};
 use super::graph::{read_graph, targets};
 use super::sign::{certificate_annotations, existing_layers};
 use super::verify::{
@@ -252,6 +253,9 @@ pub struct VerifiedAttestations {
     /// Each statement's predicate, exactly as attached.
     #[serde(skip)]
     pub predicates: Vec<String>,
+    /// Each statement's DSSE envelope, as cosign prints it.
+    #[serde(skip)]
+    pub envelopes: Vec<Envelope>,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,6 +264,9 @@ pub struct VerifyAttestationReport {
     #[serde(rename = "predicateType")]
     pub predicate_type: Option<String>,
     pub verified: Vec<VerifiedAttestations>,
+    /// Text mode prints the decoded statements (`--statements`) instead of cosign's envelopes.
+    #[serde(skip)]
+    pub statements_on_stdout: bool,
 }
 
 impl Report for VerifyAttestationReport {
@@ -277,11 +284,21 @@ impl Report for VerifyAttestationReport {
         s
     }
 
-    /// The verified in-toto statements, one JSON document a line.
+    /// Like cosign: each verified DSSE envelope on a line of its own (`| jq -r .payload |
+    /// base64 -d` gives the statement); or the decoded statements, one a line.
     fn result(&self) -> String {
         let mut s = String::new();
-        for statement in self.verified.iter().flat_map(|v| &v.statements) {
-            let _ = writeln!(s, "{statement}");
+        for v in &self.verified {
+            if self.statements_on_stdout {
+                for statement in &v.statements {
+                    let _ = writeln!(s, "{statement}");
+                }
+            } else {
+                for envelope in &v.envelopes {
+                    // An envelope is strings and bytes: it serialises without fail.
+                    let _ = writeln!(s, "{}", serde_json::to_string(envelope).unwrap_or_default());
+                }
+            }
         }
         s
     }
@@ -303,15 +320,18 @@ pub async fn verify_attestations(
     let verified = stream::iter(targets)
         .map(|(digest, platform)| async move {
             let what = describe(&digest, platform.as_ref());
-            let statements =
+            let (statements, envelopes): (Vec<_>, Vec<_>) =
                 verify_manifest_attestations(store, policy, request, &digest, predicate_type)
                     .await
-                    .map_err(|e| anyhow!("verification failed for {what}: {e:#}"))?;
+                    .with_context(|| format!("verification failed for {what}"))?
+                    .into_iter()
+                    .unzip();
             Ok::<_, anyhow::Error>(VerifiedAttestations {
                 digest: digest.to_string(),
                 platform: platform.map(|p| p.to_string()),
                 predicates: statements.iter().map(|s| s.predicate.clone()).collect(),
                 statements: statements.into_iter().map(|s| s.value).collect(),
+                envelopes,
             })
         })
         .buffered(request.jobs.max(1))
@@ -321,6 +341,7 @@ pub async fn verify_attestations(
         repository: store.repository().to_string(),
         predicate_type: predicate_type.map(str::to_string),
         verified,
+        statements_on_stdout: false,
     })
 }
 
@@ -330,15 +351,16 @@ async fn verify_manifest_attestations(
     request: &VerifyRequest,
     digest: &Digest,
     predicate_type: Option<&str>,
-) -> Result<Vec<VerifiedStatement>> {
+) -> Result<Vec<(VerifiedStatement, Envelope)>> {
     let ctx = request.context();
     let mut statements = Vec::new();
     let mut rejections = Rejections::default();
     let mut skipped = 0;
-    let mut record = |outcome: std::result::Result<VerifiedStatement, Rejection>| match outcome {
-        Ok(statement) => statements.push(statement),
-        Err(r) => rejections.push(r),
-    };
+    let mut record =
+        |outcome: std::result::Result<(VerifiedStatement, Envelope), Rejection>| match outcome {
+            Ok(statement) => statements.push(statement),
+            Err(r) => rejections.push(r),
+        };
     // Sigstore bundles (cosign v3, GitHub) first, then cosign 2.x's tag scheme.
     if request.accept.bundle() {
         let found = find_bundles(store, digest).await?;
@@ -368,7 +390,15 @@ async fn verify_manifest_attestations(
                     })
                     .and_then(|b| {
                         verify_manifest_bundle(&b, &digest.sha256(), predicate_type, policy, &ctx)
-                            .map(|(_, statement)| statement)
+                            .and_then(|(_, statement)| {
+                                let envelope = b.dsse_envelope.clone().ok_or_else(|| {
+                                    Rejection::new(
+                                        RejectionKind::Malformed,
+                                        "the bundle holds no DSSE envelope",
+                                    )
+                                })?;
+                                Ok((statement, envelope))
+                            })
                     }),
             );
         }
@@ -402,12 +432,18 @@ async fn verify_manifest_attestations(
         return Ok(statements);
     }
     match rejections.best() {
-        Some(r) => bail!("{r}{}", skipped_note(skipped)),
-        None => bail!(
-            "no attestations: there is no {tag} and no attestation bundle referrer in {}{}",
-            store.repository(),
-            skipped_note(skipped)
-        ),
+        Some(r) => Err(Failure::error(
+            FailureKind::NoMatchingAttestation,
+            format!("{r}{}", skipped_note(skipped)),
+        )),
+        None => Err(Failure::error(
+            FailureKind::NoAttestations,
+            format!(
+                "no attestations: there is no {tag} and no attestation bundle referrer in {}{}",
+                store.repository(),
+                skipped_note(skipped)
+            ),
+        )),
     }
 }
 
@@ -419,7 +455,7 @@ async fn check_attestation(
     digest: &Digest,
     predicate_type: Option<&str>,
     layer: &Descriptor,
-) -> std::result::Result<VerifiedStatement, Rejection> {
+) -> std::result::Result<(VerifiedStatement, Envelope), Rejection> {
     let envelope = read_small_blob(store, layer, MAX_ENVELOPE)
         .await
         .map_err(|e| {
@@ -436,5 +472,9 @@ async fn check_attestation(
         policy,
         ctx,
     )
-    .map(|(_, statement)| statement)
+    .and_then(|(_, statement)| {
+        let envelope = Envelope::parse(&envelope)
+            .map_err(|e| Rejection::new(RejectionKind::Malformed, format!("{e:#}")))?;
+        Ok((statement, envelope))
+    })
 }

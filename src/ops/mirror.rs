@@ -8,6 +8,7 @@
 use super::copy::{
     check_blobs_present, copy_graph_for_tag, copy_graph_sharing, put_tag, CopyStats, SentBlobs,
 };
+use super::copy_only::CopyOnly;
 use super::graph::{read_graph, read_graph_from, Graph};
 use super::referrers;
 use crate::oci::{Descriptor, Digest, ImageRef, Manifest, RawManifest};
@@ -109,13 +110,15 @@ struct Mirror<'a> {
     /// Blobs sent or being sent by the copies of this run (see [`SentBlobs`]).
     sent_blobs: SentBlobs,
     jobs: usize,
+    /// Which attachments to take along (`wharf copy --only`).
+    only: &'a CopyOnly,
     progress: &'a Progress,
     stats: Mutex<CopyStats>,
     counts: Mutex<ArtifactCounts>,
     pending: Mutex<Vec<Pending>>,
 }
 
-const TAG_KINDS: [&str; 3] = ["sig", "att", "sbom"];
+const TAG_KINDS: [&str; 3] = super::copy_only::KINDS;
 
 impl Mirror<'_> {
     async fn copy(&self, graph: &Graph) -> Result<()> {
@@ -165,7 +168,7 @@ impl Mirror<'_> {
         let mut found = Vec::new();
         for kind in TAG_KINDS {
             let tag = format!("{}.{kind}", subject.tag_prefix());
-            if !may_have(&self.source_tags, &tag) {
+            if !self.only.tag_kind(kind) || !may_have(&self.source_tags, &tag) {
                 continue;
             }
             // By tag, in one request: the digest is the hash of the bytes.
@@ -195,8 +198,16 @@ impl Mirror<'_> {
                 });
         }
 
-        let (referrers, exact_index) =
+        let (mut referrers, mut exact_index) =
             referrers::list_with(self.src, subject, self.source_tags.as_ref()).await?;
+        if self.only.is_selective() {
+            let before = referrers.len();
+            referrers.retain(|r| self.only.referrer(r));
+            if referrers.len() != before {
+                // A fallback index listing what was left behind is not copied as it is.
+                exact_index = None;
+            }
+        }
         if !referrers.is_empty() {
             for referrer in &referrers {
                 found.push(referrer.digest.clone());
@@ -323,6 +334,17 @@ pub async fn mirror(
     request: &MirrorRequest,
     progress: &Progress,
 ) -> Result<MirrorReport> {
+    mirror_only(stores, request, &CopyOnly::all(), progress).await
+}
+
+/// [`mirror`], taking along only the attachments `only` selects. A selective copy writes no
+/// tag (as cosign's `copy --only`): the image arrives by digest, its attachments by theirs.
+pub async fn mirror_only(
+    stores: &Stores,
+    request: &MirrorRequest,
+    only: &CopyOnly,
+    progress: &Progress,
+) -> Result<MirrorReport> {
     let src = stores.open(&request.source).await?;
     let root = resolve_reference(src.as_ref(), &request.source).await?;
     if let Some(wanted) = &request.dest.digest {
@@ -348,7 +370,10 @@ pub async fn mirror(
         .await?;
     let (source_tags, dest_tags) =
         futures_util::join!(tag_set(src.as_ref()), tag_set(dst.as_ref()));
-    let tags = requested_tags(request);
+    let mut tags = requested_tags(request);
+    if only.is_selective() {
+        tags.clear();
+    }
     let mirror = Mirror {
         src: src.as_ref(),
         dst: dst.as_ref(),
@@ -356,6 +381,7 @@ pub async fn mirror(
         dest_tags,
         sent_blobs: SentBlobs::default(),
         jobs: request.jobs.max(1),
+        only,
         progress,
         stats: Mutex::default(),
         counts: Mutex::default(),

@@ -9,6 +9,7 @@
 
 use super::attach::{read_tag_layers, TagLayers};
 use super::bundles::{find_bundles, BundleFormat};
+use super::failure::{Failure, FailureKind};
 use super::graph::targets;
 use crate::cosign::sigmanifest::{
     self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
@@ -22,7 +23,7 @@ use crate::verify::{
     verify_manifest_bundle, verify_signature_layer, Context, LayerAnnotations, Rejection,
     RejectionKind, Rejections, MAX_CANDIDATES,
 };
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::fmt::Write;
@@ -91,11 +92,19 @@ pub struct VerifyReport {
     /// The digest asked for.
     #[serde(skip)]
     pub digest: String,
+    /// The image as the user named it (a tag too), for cosign's header; else `repository@digest`.
+    #[serde(skip)]
+    pub image: Option<String>,
 }
 
 impl Report for VerifyReport {
     fn notes(&self) -> String {
-        let mut s = format!("Verification for {}@{} --\n", self.repository, self.digest);
+        let image = match &self.image {
+            Some(image) => image.clone(),
+            None => format!("{}@{}", self.repository, self.digest),
+        };
+        // cosign's header: a blank line, then the image as given.
+        let mut s = format!("\nVerification for {image} --\n");
         s += "The following checks were performed on each of these signatures:\n";
         for c in &self.checks {
             let _ = writeln!(s, "  - {c}");
@@ -199,6 +208,7 @@ pub async fn verify(
         verified,
         checks,
         digest: request.digest.to_string(),
+        image: None,
     })
 }
 
@@ -299,18 +309,22 @@ async fn verify_manifest(
         return Ok((payloads, skipped));
     }
     let Some((best, others)) = rejections.summary("signatures") else {
-        return Err(if tag_exists {
-            anyhow!(
+        let message = if tag_exists {
+            format!(
                 "no signatures for {what} in {repo}: {tag} holds no signature layers{}",
                 skipped_note(skipped)
             )
         } else {
-            anyhow!("no signatures for {what} in {repo}: there is no {tag} and no signature bundle referrer{}", skipped_note(skipped))
-        });
+            format!("no signatures for {what} in {repo}: there is no {tag} and no signature bundle referrer{}", skipped_note(skipped))
+        };
+        return Err(Failure::error(FailureKind::NoSignatures, message));
     };
-    Err(anyhow!(
-        "verification failed for {what}: {best}{others}{}",
-        skipped_note(skipped)
+    Err(Failure::error(
+        FailureKind::NoMatchingSignature,
+        format!(
+            "verification failed for {what}: {best}{others}{}",
+            skipped_note(skipped)
+        ),
     ))
 }
 

@@ -264,6 +264,29 @@ pub fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The in-toto statements in the DSSE envelopes a command printed, one envelope a line, the
+/// statement base64 in `payload`: what `cosign verify-attestation`, `cosign download
+/// attestation` and their wharf namesakes print. Lines that are not JSON objects (cosign's
+/// progress notes) are skipped.
+pub fn envelope_statements(out: &Output) -> Vec<serde_json::Value> {
+    stdout_of(out)
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| {
+            let envelope: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("envelope line {l:?}: {e}"));
+            assert_eq!(
+                envelope["payloadType"], "application/vnd.in-toto+json",
+                "{envelope}"
+            );
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(envelope["payload"].as_str().expect("payload"))
+                .expect("payload is base64");
+            serde_json::from_slice(&payload).expect("payload is a JSON statement")
+        })
+        .collect()
+}
+
 /// Lossy UTF-8 stderr of a finished command.
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -1716,13 +1739,10 @@ pub fn verified_digests(out: &Output) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// The in-toto statements `wharf verify-attestation` prints, one JSON object a line.
+/// The in-toto statements `wharf verify-attestation` prints: DSSE envelopes, one a line, as
+/// cosign prints them.
 pub fn wharf_statements(out: &Output) -> Vec<serde_json::Value> {
-    stdout_of(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("statement line {l:?}: {e}")))
-        .collect()
+    envelope_statements(out)
 }
 
 /// The subject digests of an in-toto statement, as `sha256:<hex>`.
