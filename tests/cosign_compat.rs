@@ -485,19 +485,7 @@ fn download_sbom_gives_cosigns_bytes() {
     let w = World::start();
     let img = w.image("app", 12);
     let child = img.at(img.platform("linux/arm64"));
-    run_ok(
-        w.si.cosign()
-            .args([
-                "attach",
-                "sbom",
-                "--allow-insecure-registry",
-                "--type",
-                "cyclonedx",
-                "--sbom",
-            ])
-            .arg(&w.sbom)
-            .arg(&child),
-    );
+    cosign_attach_sbom(w.si.cosign(), &w.sbom, &child);
     let (cosign, wharf) = both_ok(&w, &["download", "sbom", &child]);
     assert_eq!(cosign.stdout, wharf.stdout);
     assert_eq!(wharf.stdout, fs::read(&w.sbom).unwrap());

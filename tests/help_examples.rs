@@ -243,19 +243,7 @@ fn every_help_example_runs() {
                 // `download sbom` reads what `cosign attach sbom` attaches (wharf attests its
                 // SBOMs instead): cosign attaches one, as a user's older pipeline did.
                 let image = format!("{}/acme/app@{digest}", src.addr());
-                run_ok(
-                    cosign()
-                        .args([
-                            "attach",
-                            "sbom",
-                            "--allow-insecure-registry",
-                            "--type",
-                            "cyclonedx",
-                            "--sbom",
-                        ])
-                        .arg(work.join("sbom.cdx.json"))
-                        .arg(&image),
-                );
+                cosign_attach_sbom(cosign(), &work.join("sbom.cdx.json"), &image);
                 sbom_attached = true;
             }
             let command = substitute(&example, src.addr(), dst.addr(), &digest);

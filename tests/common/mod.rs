@@ -193,6 +193,24 @@ pub fn cosign() -> Command {
     cmd
 }
 
+/// Attaches the CycloneDX `sbom` to `image` with `cosign attach sbom` (`cosign` is
+/// [`cosign`] or a stand-in's), as pipelines did before SBOMs were attested.
+pub fn cosign_attach_sbom(mut cosign: Command, sbom: &Path, image: &str) {
+    run_ok(
+        cosign
+            .args([
+                "attach",
+                "sbom",
+                "--allow-insecure-registry",
+                "--type",
+                "cyclonedx",
+                "--sbom",
+            ])
+            .arg(sbom)
+            .arg(image),
+    );
+}
+
 /// A path as the UTF-8 word a command line takes.
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
