@@ -8,7 +8,9 @@
 #   scripts/bench.sh blob      # verify-blob of a keyless bundle: wharf vs cosign vs sigstore-python
 #   scripts/bench.sh airgap    # a 32-platform signed release into an archive and back out:
 #                              # wharf mirror vs skopeo copy --all vs oras cp -r
-#   scripts/bench.sh all       # the four in turn
+#   scripts/bench.sh compat    # cosign's commands on a cosign-signed and -attested image:
+#                              # verify, verify-attestation, download attestation, copy
+#   scripts/bench.sh all       # each of them in turn
 #
 # Tables go to stdout, progress to stderr.
 #
@@ -353,6 +355,15 @@ PY_PRELUDE='import re, statistics, sys
 
 def median(values):
     return statistics.median(list(values))
+
+def by_group(path):
+    """Lines "GROUP/TOOL WALL_S PEAK_RSS_KIB" (from `measure`) as {GROUP: {TOOL: [(wall, rss)]}}."""
+    rows = {}
+    for line in open(path):
+        group_tool, wall, rss = line.split()
+        group, tool = group_tool.split("/", 1)
+        rows.setdefault(group, {}).setdefault(tool, []).append((float(wall), int(rss)))
+    return rows
 '
 
 py() {
@@ -565,6 +576,11 @@ cosign_verify_each() {
     done
 }
 
+# wharf_version: the first line of `wharf --version` without the name: version, commit, date.
+wharf_version() {
+    "$WHARF" --version | sed -n '1s/^wharf //p'
+}
+
 # cosign_version: cosign's gitVersion, or for a Debian build (which says "devel") the
 # package version from its changelog.
 cosign_version() {
@@ -637,7 +653,7 @@ cmd_sign() {
 
     echo
     echo "sign/verify: index + P manifests (P+1 signatures), $BENCH_RUNS runs, registry on loopback"
-    echo "wharf $("$WHARF" --version | awk '{print $2}') (release build), cosign $(cosign_version)"
+    echo "wharf $(wharf_version) (release build), cosign $(cosign_version)"
     sign_table "$results"
 }
 
@@ -896,11 +912,7 @@ cmd_mirror() {
 # from `measure`, tools named SIZE/TOOL).
 blob_table() {
     py "$1" <<'PY'
-rows = {}
-for line in open(sys.argv[1]):
-    size_tool, wall, rss = line.split()
-    size, tool = size_tool.split("/", 1)
-    rows.setdefault(size, {}).setdefault(tool, []).append((float(wall), int(rss)))
+rows = by_group(sys.argv[1])
 print(f"{'file':>6}  {'tool':<16} {'runs':>4} {'median wall s':>14} {'median peak RSS MiB':>20} "
       f"{'wall / wharf':>13}")
 for size, tools in rows.items():
@@ -995,7 +1007,7 @@ PY
 
     echo
     echo "verify-blob: a keyless bundle v0.3 (certificate, SET, inclusion proof), offline, $BENCH_RUNS runs"
-    echo "wharf $("$WHARF" --version | awk '{print $2}') (release build), cosign $(cosign_version), sigstore-python $(python3 -c 'import sigstore; print(sigstore.__version__)')"
+    echo "wharf $(wharf_version) (release build), cosign $(cosign_version), sigstore-python $(python3 -c 'import sigstore; print(sigstore.__version__)')"
     blob_table "$RESULTS"
 }
 
@@ -1142,6 +1154,134 @@ cmd_airgap() {
     airgap_table "$plain_results" "$plain_extras"
 }
 
+# --- compat ----------------------------------------------------------------------------
+# The commands cosign users already run, on an image cosign made: a 2-platform index (one
+# 4 MiB random layer per platform) pushed to a local registry, then, with a key from `cosign
+# generate-key-pair` and the transparency log off:
+#   cosign sign --key K --recursive         (the index and both platforms)
+#   cosign attest --key K --type cyclonedx  (on the index)
+# Then BENCH_RUNS times, wharf and cosign in turn on the same IMAGE@DIGEST with the same flags:
+#   verify               verify --key K.pub --insecure-ignore-tlog=true
+#   verify-attestation   verify-attestation --key K.pub --type cyclonedx --insecure-ignore-tlog=true
+#   download-attestation download attestation --predicate-type https://cyclonedx.org/bom
+#   copy                 copy REG/img:v1 REG/copy-TOOL-N (a fresh repository per run and tool)
+# A run that fails stops the benchmark. Untimed, once: both tools download the same
+# envelopes, and cosign verifies the signatures and the attestation on each tool's first copy.
+
+COMPAT_PASSWORD=bench-compat-password
+
+# compat_table RESULTS: per operation, both tools' median wall time and peak RSS and the
+# ratios wharf/cosign (lines from `measure OPERATION/TOOL`).
+compat_table() {
+    py "$1" <<'PY'
+rows = by_group(sys.argv[1])
+print(f"{'operation':<20} {'runs':>4} {'wharf median s':>15} {'cosign median s':>16} "
+      f"{'wharf/cosign':>13} {'wharf RSS MiB':>14} {'cosign RSS MiB':>15} {'RSS wharf/cosign':>17}")
+for op, tools in rows.items():
+    w, c = tools["wharf"], tools["cosign"]
+    ww, cw = median(s for s, _ in w), median(s for s, _ in c)
+    wr, cr = median(r for _, r in w) / 1024, median(r for _, r in c) / 1024
+    print(f"{op:<20} {len(w):>4} {ww:>15.3f} {cw:>16.3f} {ww / cw:>13.2f} "
+          f"{wr:>14.1f} {cr:>15.1f} {wr / cr:>17.2f}")
+PY
+}
+
+# cosign_verifies_copy REPO DIGEST...: cosign verify of each manifest at REG/REPO, and
+# verify-attestation of the first, under the compat key; stops the benchmark if one fails.
+cosign_verifies_copy() {
+    local repo=$1 d
+    shift
+    for d in "$@"; do
+        cosign verify --key "$KEY.pub" --insecure-ignore-tlog=true --allow-insecure-registry \
+            "$REG/$repo@$d" >/dev/null 2>&1 || die "cosign verify fails on the copy $REG/$repo@$d"
+    done
+    cosign verify-attestation --key "$KEY.pub" --type cyclonedx --insecure-ignore-tlog=true \
+        --allow-insecure-registry "$REG/$repo@$1" >/dev/null 2>&1 ||
+        die "cosign verify-attestation fails on the copy $REG/$repo@$1"
+}
+
+# compat_pair OPERATION ARG...: `measure`s wharf, then cosign, each run with ARG...
+compat_pair() {
+    local op=$1
+    shift
+    measure "$op/wharf" "$WHARF" "$@"
+    measure "$op/cosign" cosign "$@"
+}
+
+cmd_compat() {
+    prepare
+    need cosign jq
+    local layout="$BENCH_DIR/layouts/compat-2x4M" work
+    gen_layout "$layout" bench 4M 1 linux/amd64 linux/arm64
+    work=$(mktemp -d "$BENCH_DIR/compat.XXXXXX")
+    at_exit "rm -rf '$work'"
+    start_registry REG
+    DOCKER_CONFIG=$work/docker-config
+    export DOCKER_CONFIG
+    at_exit "unset DOCKER_CONFIG"
+    mkdir -p "$DOCKER_CONFIG"
+    echo '{"auths": {}}' >"$DOCKER_CONFIG/config.json"
+
+    local -x COSIGN_PASSWORD=$COMPAT_PASSWORD
+    KEY=$work/cosign
+    cosign generate-key-pair --output-key-prefix "$KEY" >/dev/null 2>&1 ||
+        die "cosign generate-key-pair failed"
+    local image=$REG/img digest
+    local -a children
+    digest=$("$WHARF" push "$layout" "$image" --tag v1 --allow-insecure-registry -q --output json |
+        jq -r .digest)
+    mapfile -t children < <(curl -fsS -H 'Accept: application/vnd.oci.image.index.v1+json' \
+        "http://$REG/v2/img/manifests/$digest" | jq -r '.manifests[].digest')
+    cosign sign --key "$KEY.key" --recursive --tlog-upload=false -y --allow-insecure-registry \
+        "$image@$digest" >/dev/null 2>&1 || die "cosign sign failed"
+    cat >"$work/sbom.cdx.json" <<'EOF'
+{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+ "components": [{"type": "library", "name": "bench", "version": "1.0.0"}]}
+EOF
+    cosign attest --key "$KEY.key" --tlog-upload=false --type cyclonedx \
+        --predicate "$work/sbom.cdx.json" -y --allow-insecure-registry "$image@$digest" \
+        >/dev/null 2>&1 || die "cosign attest failed"
+    log "compat: $image@$digest signed (recursive) and attested by cosign; tags:" \
+        "$(tags_of "$REG" img | tr '\n' ' ')"
+
+    # Not timed: both tools download the same envelopes.
+    local bom=https://cyclonedx.org/bom tool
+    for tool in "$WHARF" cosign; do
+        "$tool" download attestation --predicate-type "$bom" --allow-insecure-registry \
+            "$image@$digest" 2>/dev/null >"$work/download" ||
+            die "$tool download attestation failed"
+        jq -cS . "$work/download" | sort >"$work/$(basename "$tool").att"
+    done
+    [ -s "$work/cosign.att" ] && cmp -s "$work/wharf.att" "$work/cosign.att" ||
+        die "wharf and cosign download different attestations"
+
+    local results i
+    new_results results
+    RESULTS=$results
+    log "compat: $BENCH_RUNS runs per tool, registry $REG"
+    for i in $(seq "$BENCH_RUNS"); do
+        log "run $i/$BENCH_RUNS"
+        compat_pair verify verify --key "$KEY.pub" --insecure-ignore-tlog=true \
+            --allow-insecure-registry "$image@$digest"
+        compat_pair verify-attestation verify-attestation --key "$KEY.pub" --type cyclonedx \
+            --insecure-ignore-tlog=true --allow-insecure-registry "$image@$digest"
+        compat_pair download-attestation download attestation --predicate-type "$bom" \
+            --allow-insecure-registry "$image@$digest"
+        measure copy/wharf "$WHARF" copy --allow-insecure-registry "$image:v1" "$REG/copy-wharf-$i"
+        measure copy/cosign cosign copy --allow-insecure-registry "$image:v1" "$REG/copy-cosign-$i"
+        if [ "$i" -eq 1 ]; then
+            cosign_verifies_copy copy-wharf-1 "$digest" "${children[@]}"
+            cosign_verifies_copy copy-cosign-1 "$digest" "${children[@]}"
+        fi
+    done
+
+    echo
+    echo "compat: 2 platforms x 1 x 4 MiB layer, signed (recursive) and attested (CycloneDX) by" \
+        "cosign with a key, tlog off; $BENCH_RUNS runs, registry on loopback"
+    echo "wharf $(wharf_version) (release build), cosign $(cosign_version)"
+    compat_table "$results"
+}
+
 # --- main ------------------------------------------------------------------------------
 
 cmd_all() {
@@ -1150,6 +1290,7 @@ cmd_all() {
     scoped cmd_mirror
     scoped cmd_blob
     scoped cmd_airgap
+    scoped cmd_compat
 }
 
 usage() {
@@ -1157,7 +1298,7 @@ usage() {
 }
 
 case "${1:-}" in
-    push | sign | mirror | blob | airgap | all) "cmd_$1" ;;
+    push | sign | mirror | blob | airgap | compat | all) "cmd_$1" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
 esac
