@@ -1152,13 +1152,16 @@ fn keyless_guide_commands_check_a_release_in_cosign_2_format() {
     keyless_guide_commands_check_the_release("legacy", true);
 }
 
-/// Not mirrored: mirroring referrers races today (the mirror copies several subjects'
-/// referrers at once and takes a blob another copy has claimed, the bundles' shared empty
-/// config, as present before that upload ends; the registry then refuses a referrer manifest
-/// with MANIFEST_BLOB_UNKNOWN, about one run in sixteen). The legacy test mirrors.
 #[test]
 fn keyless_guide_commands_check_a_release_of_bundles_only() {
-    keyless_guide_commands_check_the_release("bundle", false);
+    keyless_guide_commands_check_the_release("bundle", true);
+}
+
+/// Both formats: every envelope is logged once, and each scheme's commands pass on the
+/// primary and on the mirror.
+#[test]
+fn keyless_guide_commands_check_a_release_in_both_formats() {
+    keyless_guide_commands_check_the_release("both", true);
 }
 
 /// A key-signed release without a transparency log, mirrored: the guide publishes the key's
