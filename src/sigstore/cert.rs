@@ -127,6 +127,63 @@ impl SigningCert {
     pub fn to_pem(&self) -> String {
         pem::encode("CERTIFICATE", &self.der)
     }
+
+    /// The identity cosign names as the certificate's subject: the first subject alternative
+    /// name in Go's order (DNS names, emails, IP addresses, URIs, then Fulcio's username
+    /// otherName), whatever their order in the certificate; empty when there is none.
+    pub fn cosign_subject(&self) -> String {
+        let Some(san) = extension(&self.cert, OID_SAN)
+            .and_then(|e| SubjectAltName::from_der(e.extn_value.as_bytes()).ok())
+        else {
+            return String::new();
+        };
+        let category = |name: &GeneralName| -> Option<(u8, String)> {
+            Some(match name {
+                GeneralName::DnsName(d) => (0, d.to_string()),
+                GeneralName::Rfc822Name(e) => (1, e.to_string()),
+                GeneralName::IpAddress(ip) => (2, ip_text(ip.as_bytes())?),
+                GeneralName::UniformResourceIdentifier(u) => (3, u.to_string()),
+                GeneralName::OtherName(o) if o.type_id.to_string() == claims::USERNAME_SAN => {
+                    (4, Utf8StringRef::try_from(&o.value).ok()?.to_string())
+                }
+                _ => return None,
+            })
+        };
+        san.0
+            .iter()
+            .filter_map(category)
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, name)| name)
+            .unwrap_or_default()
+    }
+
+    /// A legacy Sigstore extension as cosign reads it: the raw value bytes as text (not DER),
+    /// each byte that is not UTF-8 shown as U+FFFD, as Go's JSON encoder does.
+    pub fn raw_extension_text(&self, oid: &str) -> Option<String> {
+        let raw = extension(&self.cert, oid)?.extn_value.as_bytes();
+        let mut text = String::with_capacity(raw.len());
+        for chunk in raw.utf8_chunks() {
+            text.push_str(chunk.valid());
+            text.extend(std::iter::repeat_n('\u{FFFD}', chunk.invalid().len()));
+        }
+        Some(text)
+    }
+}
+
+/// An IP address SAN as Go prints it (an IPv4-mapped IPv6 address in dotted form).
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    Some(match bytes.len() {
+        4 => Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string(),
+        16 => {
+            let v6 = Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+            match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => v6.to_string(),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Finds the trusted CA whose chain issued `leaf`, valid at `time` by the trusted root's window

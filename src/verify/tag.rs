@@ -12,6 +12,7 @@ use crate::cosign::attestation::Envelope;
 use crate::cosign::payload::SimpleSigning;
 use crate::oci::Digest;
 use crate::sigstore::cert::SigningCert;
+use crate::sigstore::claims::{self, GithubClaim};
 use crate::sigstore::rekor;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -26,6 +27,9 @@ pub struct LayerAnnotations<'a> {
     pub certificate: Option<&'a str>,
     /// `dev.sigstore.cosign/bundle` (Rekor's SET and entry, JSON).
     pub rekor_bundle: Option<&'a str>,
+    /// `dev.sigstore.cosign/rfc3161timestamp` (JSON). Only reported: the tag scheme's
+    /// timestamps are not part of the verdict.
+    pub rfc3161_timestamp: Option<&'a str>,
 }
 
 fn material(annotations: &LayerAnnotations<'_>) -> Result<Material, Rejection> {
@@ -126,6 +130,90 @@ pub fn verify_signature_layer(
     let value = serde_json::from_slice(payload)
         .map_err(|e| Rejection::new(Kind::Malformed, format!("signature invalid: {e}")))?;
     Ok((verified, value))
+}
+
+/// A verified Simple Signing payload as cosign's `verify` prints it: the payload as signed,
+/// with the evidence of its signature copied into `optional` (kept as signed besides):
+/// `Bundle` (the Rekor bundle), `RFC3161Timestamp`, and for a certificate the policy checked,
+/// `Subject`, `Issuer` and the legacy Fulcio extensions under their OIDs and cosign's names.
+/// A signed `optional` that is not an object is left alone (cosign cannot print it at all).
+pub fn cosign_verified_payload(
+    mut payload: serde_json::Value,
+    annotations: &LayerAnnotations<'_>,
+    verified: &Verified,
+) -> serde_json::Value {
+    let evidence = cosign_optional(annotations, verified);
+    let Some(fields) = payload.as_object_mut() else {
+        return payload;
+    };
+    let optional = fields.entry("optional").or_insert(serde_json::Value::Null);
+    if evidence.is_empty() {
+        return payload;
+    }
+    if optional.is_null() {
+        *optional = serde_json::Value::Object(Default::default());
+    }
+    if let Some(optional) = optional.as_object_mut() {
+        optional.extend(evidence);
+    }
+    payload
+}
+
+/// The fields cosign 2.5's `PrintVerification` adds to a payload's `optional`.
+fn cosign_optional(
+    annotations: &LayerAnnotations<'_>,
+    verified: &Verified,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut optional = serde_json::Map::new();
+    if let Some(cert) = &verified.signed.certificate {
+        optional.insert("Subject".into(), Value::from(cert.cosign_subject()));
+        let legacy = |oid: &str| cert.raw_extension_text(oid).filter(|v| !v.is_empty());
+        if let Some(issuer) = legacy(claims::ISSUER_V1) {
+            optional.insert("Issuer".into(), Value::from(issuer.clone()));
+            optional.insert(claims::ISSUER_V1.into(), Value::from(issuer));
+        }
+        for claim in GithubClaim::ALL {
+            if let Some(value) = legacy(claim.oid()) {
+                optional.insert(claim.cosign_name().into(), Value::from(value.clone()));
+                optional.insert(claim.oid().into(), Value::from(value));
+            }
+        }
+    }
+    // Go re-encodes the bundle through its struct: the SET as canonical base64, unknown
+    // fields dropped. The annotation already parsed, or the signature would not have verified.
+    if let Some(mut bundle) = annotations
+        .rekor_bundle
+        .and_then(|a| rekor::Bundle::parse(a).ok())
+    {
+        if let Ok(set) = B64.decode(&bundle.signed_entry_timestamp) {
+            bundle.signed_entry_timestamp = B64.encode(set);
+        }
+        if let Ok(bundle) = serde_json::to_value(bundle) {
+            optional.insert("Bundle".into(), bundle);
+        }
+    }
+    if let Some(timestamp) = annotations.rfc3161_timestamp.and_then(rfc3161_field) {
+        optional.insert("RFC3161Timestamp".into(), timestamp);
+    }
+    optional
+}
+
+/// The RFC 3161 annotation as Go re-encodes it; `None` where cosign cannot read it.
+fn rfc3161_field(annotation: &str) -> Option<serde_json::Value> {
+    let timestamp: Rfc3161Annotation = serde_json::from_str(annotation).ok()?;
+    let signed = match timestamp.signed {
+        Some(b64) => Some(B64.encode(B64.decode(b64).ok()?)),
+        None => None,
+    };
+    Some(serde_json::json!({ "SignedRFC3161Timestamp": signed }))
+}
+
+/// cosign's RFC 3161 timestamp annotation.
+#[derive(serde::Deserialize)]
+struct Rfc3161Annotation {
+    #[serde(rename = "SignedRFC3161Timestamp")]
+    signed: Option<String>,
 }
 
 /// Verifies a `.att` layer: a DSSE envelope signed under the policy whose in-toto statement
