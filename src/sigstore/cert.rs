@@ -137,24 +137,7 @@ impl SigningCert {
         else {
             return String::new();
         };
-        let category = |name: &GeneralName| -> Option<(u8, String)> {
-            Some(match name {
-                GeneralName::DnsName(d) => (0, d.to_string()),
-                GeneralName::Rfc822Name(e) => (1, e.to_string()),
-                GeneralName::IpAddress(ip) => (2, ip_text(ip.as_bytes())?),
-                GeneralName::UniformResourceIdentifier(u) => (3, u.to_string()),
-                GeneralName::OtherName(o) if o.type_id.to_string() == claims::USERNAME_SAN => {
-                    (4, Utf8StringRef::try_from(&o.value).ok()?.to_string())
-                }
-                _ => return None,
-            })
-        };
-        san.0
-            .iter()
-            .filter_map(category)
-            .min_by_key(|(rank, _)| *rank)
-            .map(|(_, name)| name)
-            .unwrap_or_default()
+        cosign_first_name(&san.0)
     }
 
     /// A legacy Sigstore extension as cosign reads it: the raw value bytes as text (not DER),
@@ -168,6 +151,29 @@ impl SigningCert {
         }
         Some(text)
     }
+}
+
+/// The first name in Go's order of subject alternative name kinds.
+fn cosign_first_name(names: &[GeneralName]) -> String {
+    let ranked = |name: &GeneralName| -> Option<(u8, String)> {
+        Some(match name {
+            GeneralName::DnsName(d) => (0, d.to_string()),
+            GeneralName::Rfc822Name(e) => (1, e.to_string()),
+            GeneralName::IpAddress(ip) => (2, ip_text(ip.as_bytes())?),
+            GeneralName::UniformResourceIdentifier(u) => (3, u.to_string()),
+            GeneralName::OtherName(o) if o.type_id.to_string() == claims::USERNAME_SAN => {
+                (4, Utf8StringRef::try_from(&o.value).ok()?.to_string())
+            }
+            _ => return None,
+        })
+    };
+    // The first of the lowest rank: the order within a kind is the certificate's.
+    names
+        .iter()
+        .filter_map(ranked)
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, name)| name)
+        .unwrap_or_default()
 }
 
 /// An IP address SAN as Go prints it (an IPv4-mapped IPv6 address in dotted form).
@@ -333,4 +339,30 @@ fn precertificate_tbs(cert: &Certificate) -> Result<Vec<u8>> {
         }
     }
     Ok(out.to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::asn1::Ia5String;
+
+    fn ia5(s: &str) -> Ia5String {
+        Ia5String::new(s).unwrap()
+    }
+
+    #[test]
+    fn cosign_subject_takes_gos_order_of_name_kinds() {
+        let uri = GeneralName::UniformResourceIdentifier(ia5("https://github.com/o/r"));
+        let email = GeneralName::Rfc822Name(ia5("dev@example.com"));
+        let mapped =
+            OctetString::new([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]).unwrap();
+        let ip = GeneralName::IpAddress(mapped);
+        assert_eq!(
+            cosign_first_name(&[uri.clone(), email.clone()]),
+            "dev@example.com"
+        );
+        assert_eq!(cosign_first_name(&[uri.clone(), ip]), "10.0.0.1");
+        assert_eq!(cosign_first_name(&[uri]), "https://github.com/o/r");
+        assert_eq!(cosign_first_name(&[]), "");
+    }
 }

@@ -252,3 +252,125 @@ pub fn verify_attestation_layer(
     let verified = check_evidence(&evidence, signed, policy, ctx)?;
     Ok((verified, statement))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigstore::pubkey::VerifyingKey;
+    use crate::verify::evidence::Signed;
+    use serde_json::{json, Value};
+
+    /// A production Fulcio certificate from a GitHub Actions run: the leaf of the
+    /// sigstore-conformance `happy-path-v0.3` bundle (see tests/conformance/README.md).
+    fn github_actions_cert() -> SigningCert {
+        let bundle: Value = serde_json::from_str(include_str!(
+            "../../tests/conformance/bundle-verify/happy-path-v0.3/bundle.sigstore.json"
+        ))
+        .unwrap();
+        let raw = bundle["verificationMaterial"]["certificate"]["rawBytes"]
+            .as_str()
+            .unwrap();
+        SigningCert::from_der(&B64.decode(raw).unwrap()).unwrap()
+    }
+
+    fn verified(certificate: Option<SigningCert>) -> Verified {
+        let secret = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+        Verified {
+            signed: Signed {
+                signature: Vec::new(),
+                verifier_der: Vec::new(),
+                key: VerifyingKey::from_p256(&secret.public_key()),
+                certificate,
+            },
+            times: Vec::new(),
+            log_entries: 0,
+        }
+    }
+
+    fn payload(optional: Value) -> Value {
+        json!({
+            "critical": {
+                "identity": {"docker-reference": "registry.example/app"},
+                "image": {"docker-manifest-digest": "sha256:aa"},
+                "type": "cosign container image signature",
+            },
+            "optional": optional,
+        })
+    }
+
+    #[test]
+    fn a_certificate_gives_subject_issuer_and_the_legacy_github_extensions() {
+        let out = cosign_verified_payload(
+            payload(Value::Null),
+            &LayerAnnotations::default(),
+            &verified(Some(github_actions_cert())),
+        );
+        let repo = "sigstore-conformance/extremely-dangerous-public-oidc-beacon";
+        assert_eq!(
+            out["optional"],
+            json!({
+                "Subject": format!("https://github.com/{repo}/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"),
+                "Issuer": "https://token.actions.githubusercontent.com",
+                "1.3.6.1.4.1.57264.1.1": "https://token.actions.githubusercontent.com",
+                "githubWorkflowTrigger": "workflow_dispatch",
+                "1.3.6.1.4.1.57264.1.2": "workflow_dispatch",
+                "githubWorkflowSha": "c7b3dfb335f051e1c86bda4c716fac97df62ad81",
+                "1.3.6.1.4.1.57264.1.3": "c7b3dfb335f051e1c86bda4c716fac97df62ad81",
+                "githubWorkflowName": "Extremely dangerous OIDC beacon",
+                "1.3.6.1.4.1.57264.1.4": "Extremely dangerous OIDC beacon",
+                "githubWorkflowRepository": repo,
+                "1.3.6.1.4.1.57264.1.5": repo,
+                "githubWorkflowRef": "refs/heads/main",
+                "1.3.6.1.4.1.57264.1.6": "refs/heads/main",
+            })
+        );
+        assert_eq!(out["critical"], payload(Value::Null)["critical"]);
+    }
+
+    #[test]
+    fn the_bundle_and_timestamp_join_what_was_signed() {
+        let bundle = r#"{"SignedEntryTimestamp":"AQI=","Payload":{"body":"e30=","integratedTime":1700000000,"logIndex":7,"logID":"ab","extra":1}}"#;
+        let annotations = LayerAnnotations {
+            rekor_bundle: Some(bundle),
+            rfc3161_timestamp: Some(r#"{"SignedRFC3161Timestamp":"MAA="}"#),
+            ..Default::default()
+        };
+        let out =
+            cosign_verified_payload(payload(json!({"tag": "v1"})), &annotations, &verified(None));
+        assert_eq!(
+            out["optional"],
+            json!({
+                "tag": "v1",
+                "Bundle": {
+                    "SignedEntryTimestamp": "AQI=",
+                    "Payload": {"body": "e30=", "integratedTime": 1700000000, "logIndex": 7, "logID": "ab"},
+                },
+                "RFC3161Timestamp": {"SignedRFC3161Timestamp": "MAA="},
+            })
+        );
+    }
+
+    #[test]
+    fn without_evidence_optional_is_null_as_cosign_prints_it() {
+        let mut signed = payload(Value::Null);
+        signed.as_object_mut().unwrap().remove("optional");
+        let out = cosign_verified_payload(signed, &LayerAnnotations::default(), &verified(None));
+        assert_eq!(out, payload(Value::Null));
+    }
+
+    #[test]
+    fn an_unreadable_timestamp_or_a_signed_optional_not_an_object_is_left_out() {
+        let annotations = LayerAnnotations {
+            rfc3161_timestamp: Some(r#"{"SignedRFC3161Timestamp":"not base64"}"#),
+            ..Default::default()
+        };
+        let out = cosign_verified_payload(payload(Value::Null), &annotations, &verified(None));
+        assert_eq!(out["optional"], Value::Null);
+        let out = cosign_verified_payload(
+            payload(json!("as signed")),
+            &LayerAnnotations::default(),
+            &verified(Some(github_actions_cert())),
+        );
+        assert_eq!(out["optional"], "as signed");
+    }
+}
