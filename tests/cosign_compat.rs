@@ -252,15 +252,14 @@ fn envelopes(out: &Output) -> BTreeSet<String> {
         .collect()
 }
 
-/// `cmd | jq -r .payload | base64 -d | jq .predicate`, run by bash with `pipefail`: its
-/// stdout, or a panic naming the run.
-fn predicate_pipeline(cmd: &Command) -> String {
+/// `cmd | SHELL_PIPELINE`, run by bash with `pipefail`: its stdout, or a panic naming the run.
+fn piped(cmd: &Command, pipeline: &str) -> String {
     let mut bash = Command::new("bash");
     bash.args([
         "-o",
         "pipefail",
         "-c",
-        r#""$0" "$@" | jq -r .payload | base64 -d | jq .predicate"#,
+        &format!(r#""$0" "$@" | {pipeline}"#),
     ])
     .arg(cmd.get_program())
     .args(cmd.get_args());
@@ -271,6 +270,11 @@ fn predicate_pipeline(cmd: &Command) -> String {
         };
     }
     stdout_of(&run_ok(&mut bash))
+}
+
+/// `cmd | jq -r .payload | base64 -d | jq .predicate`.
+fn predicate_pipeline(cmd: &Command) -> String {
+    piped(cmd, "jq -r .payload | base64 -d | jq .predicate")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -301,6 +305,63 @@ fn verify_by_tag_gives_cosigns_result() {
     args.extend(w.octo());
     let (cosign, wharf) = both_ok(&w, &args);
     assert_eq!(verified_claims(&cosign), verified_claims(&wharf));
+}
+
+/// `cosign verify ... | jq '.[0].optional'`: the evidence cosign copies into each verified
+/// payload (the Rekor bundle; for a certificate its subject, issuer and Fulcio extensions
+/// under their OIDs and cosign's names) is wharf's too, as the same JSON value.
+#[test]
+fn verify_fills_optional_like_cosign() {
+    let w = World::start();
+    let keyless = w.cosign_signed("keyless", 21, true);
+    let keyed = w.cosign_signed("keyed", 22, false);
+    let pubkey = w.key.public().to_string();
+    let keyless_image = keyless.index();
+    let mut keyless_args = vec!["verify", &keyless_image];
+    keyless_args.extend(w.octo());
+    let keyed_image = keyed.index();
+    let keyed_args = vec!["verify", "--key", &pubkey, &keyed_image];
+    for (args, certificate) in [(keyless_args, true), (keyed_args, false)] {
+        let jq = |tool, filter: &str| -> Value {
+            let out = piped(&w.command(tool, &args), &format!("jq -c '{filter}'"));
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{tool:?}: {out:?}: {e}"))
+        };
+        let cosign = jq(Tool::Cosign, ".[0].optional");
+        let wharf = jq(Tool::Wharf, ".[0].optional");
+        assert_eq!(cosign, wharf, "{args:?}");
+        assert!(wharf["Bundle"]["Payload"]["body"].is_string(), "{wharf}");
+        assert!(
+            wharf["Bundle"]["SignedEntryTimestamp"].is_string(),
+            "{wharf}"
+        );
+        if certificate {
+            assert!(
+                wharf["Subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("https://github.com/"),
+                "{wharf}"
+            );
+            assert_eq!(wharf["Issuer"], GITHUB_ISSUER, "{wharf}");
+            assert_eq!(wharf["1.3.6.1.4.1.57264.1.1"], GITHUB_ISSUER, "{wharf}");
+            assert_eq!(
+                wharf["githubWorkflowRepository"], "octo-org/octo-repo",
+                "{wharf}"
+            );
+            assert_eq!(
+                wharf["1.3.6.1.4.1.57264.1.5"], "octo-org/octo-repo",
+                "{wharf}"
+            );
+        } else {
+            assert!(wharf.get("Subject").is_none(), "{wharf}");
+        }
+        // The rest of the payload, as signed.
+        assert_eq!(
+            jq(Tool::Cosign, ".[0]"),
+            jq(Tool::Wharf, ".[0]"),
+            "{args:?}"
+        );
+    }
 }
 
 /// `cosign sign --yes --key cosign.key --recursive IMAGE@sha256:...`: each tool signs an

@@ -10,6 +10,8 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// An RFC 3161 timestamp over the signature, as JSON `{"SignedRFC3161Timestamp": base64}`.
+pub const RFC3161_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 
 pub fn signature_tag(digest: &Digest) -> String {
     format!("{}.sig", digest.tag_prefix())

@@ -12,7 +12,7 @@ use super::referrers;
 use crate::cosign::attestation::{parse_statement, Envelope, DSSE_MEDIA_TYPE};
 use crate::cosign::sigmanifest::{
     attestation_tag, sbom_tag, signature_tag, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION,
-    CHAIN_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
+    CHAIN_ANNOTATION, RFC3161_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
 };
 use crate::oci::{Descriptor, Digest, Manifest};
 use crate::sigstore::bundle::{SigstoreBundle, SIGN_PREDICATE_TYPE};
@@ -33,8 +33,6 @@ const MAX_ENVELOPE: u64 = 64 << 20;
 const MAX_TOTAL: u64 = 256 << 20;
 /// Largest SBOM read.
 const MAX_SBOM: u64 = 256 << 20;
-/// cosign's annotation for an RFC 3161 timestamp on a signature layer.
-const RFC3161_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 
 /// One signature as cosign's `download signature` prints it: for the tag scheme, its Go
 /// `SignedPayload` (`Base64Signature`, `Payload` base64, `Cert`, `Chain`, `Bundle`,

@@ -12,7 +12,8 @@ use super::bundles::{find_bundles, BundleFormat};
 use super::failure::{Failure, FailureKind};
 use super::graph::targets;
 use crate::cosign::sigmanifest::{
-    self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE,
+    self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, RFC3161_ANNOTATION, SIGNATURE_ANNOTATION,
+    SIMPLESIGNING_MEDIA_TYPE,
 };
 use crate::oci::{Descriptor, Digest, Platform};
 use crate::report::{platform_suffix, Report};
@@ -20,8 +21,8 @@ use crate::sigstore::bundle::SIGN_PREDICATE_TYPE;
 use crate::sigstore::trust::TrustRoot;
 use crate::store::{integrity_error, read_small_blob, Store};
 use crate::verify::{
-    verify_manifest_bundle, verify_signature_layer, Context, LayerAnnotations, Rejection,
-    RejectionKind, Rejections, MAX_CANDIDATES,
+    cosign_verified_payload, verify_manifest_bundle, verify_signature_layer, Context,
+    LayerAnnotations, Rejection, RejectionKind, Rejections, MAX_CANDIDATES,
 };
 use anyhow::{bail, Result};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -73,7 +74,8 @@ impl VerifyRequest {
 pub struct VerifiedManifest {
     pub digest: String,
     pub platform: Option<String>,
-    /// The verified Simple Signing payloads, as signed.
+    /// The verified Simple Signing payloads: as signed, plus the evidence cosign copies into
+    /// `optional` (tag scheme).
     pub payloads: Vec<serde_json::Value>,
     /// Candidates beyond [`MAX_CANDIDATES`] that were not examined.
     #[serde(skip_serializing_if = "is_zero")]
@@ -351,9 +353,9 @@ async fn check_layer(
             ))
         }
     };
-    let (_, value) =
-        verify_signature_layer(&payload, &layer_annotations(layer), digest, policy, ctx)?;
-    Ok(value)
+    let annotations = layer_annotations(layer);
+    let (verified, value) = verify_signature_layer(&payload, &annotations, digest, policy, ctx)?;
+    Ok(cosign_verified_payload(value, &annotations, &verified))
 }
 
 /// The annotations of a tag-scheme layer the engine reads.
@@ -362,6 +364,7 @@ pub(crate) fn layer_annotations(layer: &Descriptor) -> LayerAnnotations<'_> {
         signature: layer.annotation(SIGNATURE_ANNOTATION),
         certificate: layer.annotation(CERTIFICATE_ANNOTATION),
         rekor_bundle: layer.annotation(BUNDLE_ANNOTATION),
+        rfc3161_timestamp: layer.annotation(RFC3161_ANNOTATION),
     }
 }
 

@@ -127,6 +127,69 @@ impl SigningCert {
     pub fn to_pem(&self) -> String {
         pem::encode("CERTIFICATE", &self.der)
     }
+
+    /// The identity cosign names as the certificate's subject: the first subject alternative
+    /// name in Go's order (DNS names, emails, IP addresses, URIs, then Fulcio's username
+    /// otherName), whatever their order in the certificate; empty when there is none.
+    pub fn cosign_subject(&self) -> String {
+        let Some(san) = extension(&self.cert, OID_SAN)
+            .and_then(|e| SubjectAltName::from_der(e.extn_value.as_bytes()).ok())
+        else {
+            return String::new();
+        };
+        cosign_first_name(&san.0)
+    }
+
+    /// A legacy Sigstore extension as cosign reads it: the raw value bytes as text (not DER),
+    /// each byte that is not UTF-8 shown as U+FFFD, as Go's JSON encoder does.
+    pub fn raw_extension_text(&self, oid: &str) -> Option<String> {
+        let raw = extension(&self.cert, oid)?.extn_value.as_bytes();
+        let mut text = String::with_capacity(raw.len());
+        for chunk in raw.utf8_chunks() {
+            text.push_str(chunk.valid());
+            text.extend(std::iter::repeat_n('\u{FFFD}', chunk.invalid().len()));
+        }
+        Some(text)
+    }
+}
+
+/// The first name in Go's order of subject alternative name kinds.
+fn cosign_first_name(names: &[GeneralName]) -> String {
+    let ranked = |name: &GeneralName| -> Option<(u8, String)> {
+        Some(match name {
+            GeneralName::DnsName(d) => (0, d.to_string()),
+            GeneralName::Rfc822Name(e) => (1, e.to_string()),
+            GeneralName::IpAddress(ip) => (2, ip_text(ip.as_bytes())?),
+            GeneralName::UniformResourceIdentifier(u) => (3, u.to_string()),
+            GeneralName::OtherName(o) if o.type_id.to_string() == claims::USERNAME_SAN => {
+                (4, Utf8StringRef::try_from(&o.value).ok()?.to_string())
+            }
+            _ => return None,
+        })
+    };
+    // The first of the lowest rank: the order within a kind is the certificate's.
+    names
+        .iter()
+        .filter_map(ranked)
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, name)| name)
+        .unwrap_or_default()
+}
+
+/// An IP address SAN as Go prints it (an IPv4-mapped IPv6 address in dotted form).
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    Some(match bytes.len() {
+        4 => Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string(),
+        16 => {
+            let v6 = Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+            match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => v6.to_string(),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Finds the trusted CA whose chain issued `leaf`, valid at `time` by the trusted root's window
@@ -276,4 +339,30 @@ fn precertificate_tbs(cert: &Certificate) -> Result<Vec<u8>> {
         }
     }
     Ok(out.to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::asn1::Ia5String;
+
+    fn ia5(s: &str) -> Ia5String {
+        Ia5String::new(s).unwrap()
+    }
+
+    #[test]
+    fn cosign_subject_takes_gos_order_of_name_kinds() {
+        let uri = GeneralName::UniformResourceIdentifier(ia5("https://github.com/o/r"));
+        let email = GeneralName::Rfc822Name(ia5("dev@example.com"));
+        let mapped =
+            OctetString::new([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]).unwrap();
+        let ip = GeneralName::IpAddress(mapped);
+        assert_eq!(
+            cosign_first_name(&[uri.clone(), email.clone()]),
+            "dev@example.com"
+        );
+        assert_eq!(cosign_first_name(&[uri.clone(), ip]), "10.0.0.1");
+        assert_eq!(cosign_first_name(&[uri]), "https://github.com/o/r");
+        assert_eq!(cosign_first_name(&[]), "");
+    }
 }

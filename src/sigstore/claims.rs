@@ -14,6 +14,9 @@ pub const ARC: &str = "1.3.6.1.4.1.57264.1.";
 pub const ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 pub const ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 
+/// The otherName SAN under which Fulcio writes a username identity.
+pub const USERNAME_SAN: &str = "1.3.6.1.4.1.57264.1.7";
+
 /// A GitHub Actions claim a keyless policy can require.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GithubClaim {
@@ -63,6 +66,18 @@ impl GithubClaim {
         }
     }
 
+    /// The name cosign's `verify` gives the legacy extension in a payload's `optional`
+    /// (its `CertExtensionMap`), beside the OID itself.
+    pub fn cosign_name(self) -> &'static str {
+        match self {
+            GithubClaim::WorkflowTrigger => "githubWorkflowTrigger",
+            GithubClaim::WorkflowSha => "githubWorkflowSha",
+            GithubClaim::WorkflowName => "githubWorkflowName",
+            GithubClaim::WorkflowRepository => "githubWorkflowRepository",
+            GithubClaim::WorkflowRef => "githubWorkflowRef",
+        }
+    }
+
     /// What a rejection calls it: "wrong workflow repository".
     pub fn name(self) -> &'static str {
         match self {
@@ -81,7 +96,7 @@ mod tests {
 
     #[test]
     fn every_claim_is_a_distinct_extension_of_the_arc() {
-        let mut oids: Vec<&str> = vec![ISSUER_V1, ISSUER_V2];
+        let mut oids: Vec<&str> = vec![ISSUER_V1, ISSUER_V2, USERNAME_SAN];
         for claim in GithubClaim::ALL {
             oids.push(claim.oid());
             oids.extend(claim.v2_oid());

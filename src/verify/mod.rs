@@ -24,4 +24,6 @@ pub use evidence::{Context, TimeSource, Verified, VerifiedTime};
 pub use policy::{FullMatch, IdentityMatch, IdentityPolicy, Policy};
 pub use rejection::{Rejection, RejectionKind, Rejections};
 pub use statement::VerifiedStatement;
-pub use tag::{verify_attestation_layer, verify_signature_layer, LayerAnnotations};
+pub use tag::{
+    cosign_verified_payload, verify_attestation_layer, verify_signature_layer, LayerAnnotations,
+};
