@@ -7,10 +7,9 @@
 //! that host was marked insecure too.
 
 use super::capabilities::DocumentKind;
-use super::client::{api_host, RegistryClient};
 use super::errors::registry_error;
 use crate::store::body::{read_limited, read_prefix};
-use crate::store::credentials::Credentials;
+use crate::store::credentials::{CredentialSource, Credentials};
 use crate::text;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
@@ -69,6 +68,15 @@ impl AuthCache {
     }
 }
 
+/// The host an API request goes to (Docker Hub's API is not at `docker.io`).
+pub fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "index.docker.io"
+    } else {
+        registry
+    }
+}
+
 /// `HOST` or `HOST:PORT` of a URL, the port only when it is not the scheme's default: the
 /// form `--insecure-registry` takes.
 pub fn authority(url: &Url) -> String {
@@ -100,13 +108,30 @@ pub fn on_registry_host(registry: &str, url: &Url) -> bool {
         }
 }
 
-impl RegistryClient {
+/// What authentication needs of the HTTP side, which the registry client provides: whether a
+/// host was marked insecure, and the HTTP client (TLS verified or not) for a URL.
+pub trait AuthTransport {
+    /// Whether `host` (`HOST` or `HOST:PORT`) was marked insecure: plain HTTP allowed.
+    fn is_insecure(&self, host: &str) -> bool;
+    /// The HTTP client for a request to `url` on behalf of `registry`.
+    fn http_for(&self, registry: &str, url: &Url) -> Result<&reqwest::Client>;
+}
+
+/// Authentication for one run: the user's credentials, the cache of what registries gave for
+/// them, and the HTTP side to ask token services through.
+pub struct Authenticator<'a, T: AuthTransport> {
+    pub transport: &'a T,
+    pub credentials: &'a CredentialSource,
+    pub cache: &'a AuthCache,
+}
+
+impl<T: AuthTransport> Authenticator<'_, T> {
     /// Whether a request to `url` may carry `registry`'s credentials: it is on the registry's
     /// own host, over HTTPS or over plain HTTP to a host marked insecure.
     pub fn may_authenticate(&self, registry: &str, url: &Url) -> bool {
         on_registry_host(registry, url)
             && (url.scheme() == "https"
-                || (url.scheme() == "http" && self.options.insecure.allows(registry)))
+                || (url.scheme() == "http" && self.transport.is_insecure(registry)))
     }
 
     /// The `Authorization` value to send to `url` for `scope`, if any.
@@ -114,7 +139,7 @@ impl RegistryClient {
         if !self.may_authenticate(registry, url) {
             return None;
         }
-        self.auth.get(registry, scope)
+        self.cache.get(registry, scope)
     }
 
     /// Answers a 401 challenge: Basic with the user's credentials, or a Bearer token from the
@@ -126,10 +151,7 @@ impl RegistryClient {
         scope: &Scope<'_>,
         challenge: Option<&str>,
     ) -> Result<()> {
-        let found = self
-            .options
-            .credentials
-            .lookup(registry, scope.repository)?;
+        let found = self.credentials.lookup(registry, scope.repository)?;
         let challenge = challenge.unwrap_or("");
         let (kind, params) = parse_challenge(challenge);
         if kind.eq_ignore_ascii_case("basic") {
@@ -147,7 +169,7 @@ impl RegistryClient {
             } else {
                 scope.key()
             };
-            self.auth
+            self.cache
                 .insert(registry, cache_scope, basic_auth_value(&found.credentials));
             return Ok(());
         }
@@ -166,9 +188,9 @@ impl RegistryClient {
             .with_context(|| format!("{registry} sent an invalid token realm {shown_realm}"))?;
         let realm_host = authority(&url);
         let plain_http_allowed = if on_registry_host(registry, &url) {
-            self.options.insecure.allows(registry)
+            self.transport.is_insecure(registry)
         } else {
-            self.options.insecure.allows(&realm_host)
+            self.transport.is_insecure(&realm_host)
         };
         match url.scheme() {
             "https" => {}
@@ -196,7 +218,7 @@ impl RegistryClient {
         let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| anyhow!("the token service of {registry} returned an invalid token"))?;
         value.set_sensitive(true);
-        self.auth.insert(registry, scope.key(), value);
+        self.cache.insert(registry, scope.key(), value);
         Ok(())
     }
 
@@ -220,7 +242,7 @@ impl RegistryClient {
             }
         }
         let realm_host = authority(&realm);
-        let mut request = self.http_for(registry, &realm)?.get(realm);
+        let mut request = self.transport.http_for(registry, &realm)?.get(realm);
         if let Some(c) = creds {
             request = request.header(header::AUTHORIZATION, basic_auth_value(c));
         }
@@ -267,6 +289,7 @@ impl RegistryClient {
             .append_pair("client_id", OAUTH_CLIENT_ID)
             .finish();
         let response = self
+            .transport
             .http_for(registry, realm)?
             .post(realm.clone())
             .header(

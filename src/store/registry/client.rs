@@ -1,7 +1,10 @@
 //! The HTTP side of registries: clients per TLS choice, base URLs, sending with
 //! authentication and retries, and reading documents whole within their limits.
 
-use super::auth::{auth_challenge, authority, AuthCache, Scope};
+use super::auth::{
+    api_host, auth_challenge, authority, on_registry_host, AuthCache, AuthTransport, Authenticator,
+    Scope,
+};
 use super::capabilities::{Capabilities, DocumentKind};
 use super::errors::{connection_error, registry_error_text};
 use crate::files::size_text;
@@ -97,15 +100,6 @@ fn http_client(accept_invalid_certs: bool) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot start the HTTP client: {e}"))
 }
 
-/// The host an API request goes to (Docker Hub's API is not at `docker.io`).
-pub fn api_host(registry: &str) -> &str {
-    if registry == "docker.io" {
-        "index.docker.io"
-    } else {
-        registry
-    }
-}
-
 /// A request body that can be sent again.
 pub enum Body {
     Empty,
@@ -155,10 +149,19 @@ impl RegistryClient {
 
     /// The HTTP client for a request to `url` on behalf of `registry`.
     pub fn http_for(&self, registry: &str, url: &Url) -> Result<&reqwest::Client> {
-        if super::auth::on_registry_host(registry, url) {
+        if on_registry_host(registry, url) {
             self.http(registry)
         } else {
             self.http(&authority(url))
+        }
+    }
+
+    /// Authentication through this client's HTTP side, credentials and token cache.
+    pub fn authenticator(&self) -> Authenticator<'_, Self> {
+        Authenticator {
+            transport: self,
+            credentials: &self.options.credentials,
+            cache: &self.auth,
         }
     }
 
@@ -233,13 +236,13 @@ impl RegistryClient {
         scope: &Scope<'_>,
     ) -> Result<reqwest::Result<Response>> {
         let mut authenticated = false;
-        let own_host = super::auth::on_registry_host(registry, url);
+        let own_host = on_registry_host(registry, url);
         loop {
             let mut request = self
                 .http_for(registry, url)?
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
-            if let Some(auth) = self.cached_auth(registry, url, scope) {
+            if let Some(auth) = self.authenticator().cached_auth(registry, url, scope) {
                 request = request.header(header::AUTHORIZATION, auth);
             }
             if let Some(body) = body() {
@@ -256,10 +259,11 @@ impl RegistryClient {
                 Ok(r)
                     if r.status() == StatusCode::UNAUTHORIZED
                         && !authenticated
-                        && self.may_authenticate(registry, url) =>
+                        && self.authenticator().may_authenticate(registry, url) =>
                 {
                     let challenge = auth_challenge(&r);
-                    self.authenticate(registry, scope, challenge.as_deref())
+                    self.authenticator()
+                        .authenticate(registry, scope, challenge.as_deref())
                         .await?;
                     authenticated = true;
                 }
@@ -389,6 +393,16 @@ impl RegistryClient {
                 ),
             }
         }
+    }
+}
+
+impl AuthTransport for RegistryClient {
+    fn is_insecure(&self, host: &str) -> bool {
+        self.options.insecure.allows(host)
+    }
+
+    fn http_for(&self, registry: &str, url: &Url) -> Result<&reqwest::Client> {
+        RegistryClient::http_for(self, registry, url)
     }
 }
 

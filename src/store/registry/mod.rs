@@ -379,7 +379,11 @@ impl Store for RemoteRepository {
                 None => None,
                 Some(link) => {
                     let url = self.client.url(&self.registry, &link).await?;
-                    if !self.client.may_authenticate(&self.registry, &url) {
+                    if !self
+                        .client
+                        .authenticator()
+                        .may_authenticate(&self.registry, &url)
+                    {
                         bail!(
                             "{what}: {} continues it at {}, not on its own host (or not over \
                              HTTPS); wharf does not follow it there",

@@ -124,6 +124,7 @@ impl RemoteRepository {
                 UploadFailure::Response(r) if r.status() == StatusCode::UNAUTHORIZED => {
                     let challenge = auth_challenge(r);
                     self.client
+                        .authenticator()
                         .authenticate(&self.registry, &self.scope(true), challenge.as_deref())
                         .await?;
                     Duration::ZERO
@@ -245,9 +246,10 @@ impl RemoteRepository {
             .body(reqwest::Body::wrap_stream(counted));
         // Only the registry's own host gets its credentials (an upload location elsewhere,
         // such as a storage service, carries its own authorisation in the URL).
-        if let Some(auth) = self
-            .client
-            .cached_auth(&self.registry, &url, &self.scope(true))
+        if let Some(auth) =
+            self.client
+                .authenticator()
+                .cached_auth(&self.registry, &url, &self.scope(true))
         {
             request = request.header(header::AUTHORIZATION, auth);
         }
