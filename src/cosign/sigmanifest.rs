@@ -25,6 +25,21 @@ pub fn sbom_tag(digest: &Digest) -> String {
     format!("{}.sbom", digest.tag_prefix())
 }
 
+/// Splits a tag named after a sha256 digest, `sha256-<hex>[.SUFFIX]`, into the hex digest and
+/// the suffix (`""` for the referrers fallback tag, `"sig"`, `"att"`, `"sbom"`, or another a
+/// tool chose). `None` for any other tag.
+pub fn parse_digest_tag(tag: &str) -> Option<(&str, &str)> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let (hex, suffix) = rest.split_at(rest.len().min(64));
+    let hex_ok = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let suffix = match suffix.strip_prefix('.') {
+        None if suffix.is_empty() => "",
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()) => s,
+        _ => return None,
+    };
+    hex_ok.then_some((hex, suffix))
+}
+
 /// A tag-scheme manifest with its config blob, ready to write (config first).
 pub struct TagArtifact {
     pub manifest: RawManifest,
@@ -89,6 +104,24 @@ mod tests {
         let d = Digest::of(b"x");
         assert_eq!(signature_tag(&d), format!("sha256-{}.sig", d.hex()));
         assert_eq!(attestation_tag(&d), format!("sha256-{}.att", d.hex()));
+    }
+
+    #[test]
+    fn digest_tags_split_into_hex_and_suffix() {
+        let d = Digest::of(b"x");
+        let hex = d.hex();
+        assert_eq!(parse_digest_tag(&signature_tag(&d)), Some((hex, "sig")));
+        assert_eq!(parse_digest_tag(&sbom_tag(&d)), Some((hex, "sbom")));
+        assert_eq!(parse_digest_tag(&d.tag_prefix()), Some((hex, "")));
+        for other in [
+            "v1".to_string(),
+            format!("sha256-{hex}."),
+            format!("sha256-{hex}.sig.x"),
+            format!("sha256-{}.sig", &hex[..63]),
+            format!("sha256-{}.sig", hex.to_uppercase()),
+        ] {
+            assert_eq!(parse_digest_tag(&other), None, "{other}");
+        }
     }
 
     #[test]

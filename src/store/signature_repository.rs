@@ -53,15 +53,8 @@ pub fn parse(value: &str) -> Result<Repository> {
 /// Whether `tag` is one of cosign's tag-scheme tags, the ones `COSIGN_REPOSITORY` moves.
 /// (The referrers fallback tag, `sha256-<hex>` without suffix, stays with the image.)
 pub fn is_moved_tag(tag: &str) -> bool {
-    let Some((hex, suffix)) = tag
-        .strip_prefix("sha256-")
-        .and_then(|rest| rest.split_once('.'))
-    else {
-        return false;
-    };
-    hex.len() == 64
-        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && matches!(suffix, "sig" | "att" | "sbom")
+    sigmanifest::parse_digest_tag(tag)
+        .is_some_and(|(_, suffix)| matches!(suffix, "sig" | "att" | "sbom"))
 }
 
 /// Blobs that only tag-scheme manifests name: written straight to the signature repository

@@ -26,16 +26,7 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Whether `tag` names something attached to an image rather than an image: cosign's
 /// `sha256-<hex>.sig`/`.att`/`.sbom` or the referrers fallback index `sha256-<hex>`.
 pub fn is_attachment_tag(tag: &str) -> bool {
-    let Some(rest) = tag.strip_prefix("sha256-") else {
-        return false;
-    };
-    let (hex, suffix) = rest.split_at(rest.len().min(64));
-    hex.len() == 64
-        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && (suffix.is_empty()
-            || suffix
-                .strip_prefix('.')
-                .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric())))
+    crate::cosign::sigmanifest::parse_digest_tag(tag).is_some()
 }
 
 /// The `manifests` of an `index.json`, parsed.
