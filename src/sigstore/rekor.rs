@@ -169,10 +169,7 @@ fn is_entry_asked_for(proposal: &serde_json::Value, uuid: &str, body: &str) -> R
     let body = B64
         .decode(body)
         .map_err(|_| "its body is not base64".to_string())?;
-    let mut leaf = Sha256::new();
-    leaf.update([0u8]);
-    leaf.update(&body);
-    if !uuid.ends_with(&hex::encode(leaf.finalize())) {
+    if !uuid.ends_with(&hex::encode(super::merkle::leaf_hash(&body))) {
         return Err("its body does not hash to that UUID".into());
     }
     let logged = parse_body(&body).map_err(|e| e.to_string())?;
