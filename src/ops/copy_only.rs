@@ -59,8 +59,8 @@ impl CopyOnly {
     }
 }
 
-/// What a referrer is, as far as `--only` goes.
-fn referrer_kind(d: &Descriptor) -> Option<&'static str> {
+/// What a referrer is, as far as `--only` (and `download sbom`) goes: `sig`, `att`, `sbom`.
+pub(super) fn referrer_kind(d: &Descriptor) -> Option<&'static str> {
     let artifact = d.artifact_type.as_deref().unwrap_or_default();
     let predicate = d.annotation(PREDICATE_TYPE_ANNOTATION);
     if BUNDLE_MEDIA_TYPES.iter().any(|(t, _)| *t == artifact) || predicate.is_some() {

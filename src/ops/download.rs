@@ -208,8 +208,7 @@ fn bundle_predicate_type(bundle: &SigstoreBundle) -> Option<String> {
 }
 
 fn is_sbom_type(d: &Descriptor) -> bool {
-    let t = d.artifact_type.as_deref().unwrap_or_default();
-    t.contains("cyclonedx") || t.contains("spdx")
+    super::copy_only::referrer_kind(d) == Some("sbom")
 }
 
 /// cosign's `SignedPayload` for one `.sig` layer.
