@@ -1,14 +1,12 @@
 //! `wharf copy`: cosign's name for `wharf mirror`, with cosign's `--only`, `--force`,
 //! `--platform` (and the deprecated `--sig-only`).
 
-use super::mirror::{mirror_and_report, MirrorArgs};
-use super::{CredentialTargets, GlobalArgs};
-use crate::oci::{ImageRef, Platform};
-use crate::ops::attest::platform_manifest;
+use super::mirror::MirrorArgs;
+use super::GlobalArgs;
+use crate::oci::Platform;
 use crate::ops::copy_only::CopyOnly;
-use crate::ops::mirror::MirrorRequest;
-use crate::store::{resolve_reference, ManifestRef};
-use anyhow::{bail, Result};
+use crate::ops::mirror::copy;
+use anyhow::Result;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -61,44 +59,16 @@ pub async fn run(args: &CopyArgs, global: &GlobalArgs) -> Result<ExitCode> {
         CopyOnly::parse(&only_values)?
     };
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let mut request = MirrorRequest {
-        source: ImageRef::parse(&args.mirror.source)?,
-        dest: ImageRef::parse(&args.mirror.dest)?,
-        tags: args.mirror.tags.clone(),
-        jobs: args.mirror.jobs,
-    };
-    let stores = global.stores(CredentialTargets {
-        target: Some(&request.dest.repository),
-        source: Some(&request.source.repository),
-    })?;
-    let src = stores.open(&request.source).await?;
-    let root = resolve_reference(src.as_ref(), &request.source).await?;
-    let (digest, _) = platform_manifest(src.as_ref(), &root.digest, platform.as_ref()).await?;
-    if platform.is_some() {
-        // The platform's manifest is the image now; the source tag names the index.
-        request.dest.tag = request.dest.tag.take().or(request.source.tag.take());
-        request.source = request.source.with_digest(digest.clone());
-        request.source.tag = None;
-    }
-    if !args.force && !only.is_selective() {
-        let dst = stores.open(&request.dest).await?;
-        let tags = request
-            .source
-            .tag
-            .iter()
-            .chain(request.dest.tag.iter())
-            .chain(&request.tags);
-        for tag in tags {
-            if let Some(current) = dst.resolve(ManifestRef::Tag(tag)).await? {
-                if current.digest != digest {
-                    bail!(
-                        "{}:{tag} already exists and names {}, not {digest}: pass --force to move it",
-                        dst.repository(),
-                        current.digest
-                    );
-                }
-            }
-        }
-    }
-    mirror_and_report(&stores, &request, &only, global).await
+    let (request, stores) = args.mirror.request(global)?;
+    let report = copy(
+        &stores,
+        request,
+        &only,
+        platform.as_ref(),
+        args.force,
+        &global.progress(),
+    )
+    .await?;
+    global.emit(&report)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,7 @@
 
 use super::{default_jobs, CredentialTargets, GlobalArgs};
 use crate::oci::ImageRef;
-use crate::ops::copy_only::CopyOnly;
-use crate::ops::mirror::{mirror_only, MirrorRequest};
+use crate::ops::mirror::{mirror, MirrorRequest};
 use crate::store::Stores;
 use anyhow::Result;
 use clap::Args;
@@ -57,28 +56,27 @@ pub struct MirrorArgs {
     pub jobs: usize,
 }
 
-pub async fn run(args: &MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
-    let request = MirrorRequest {
-        source: ImageRef::parse(&args.source)?,
-        dest: ImageRef::parse(&args.dest)?,
-        tags: args.tags.clone(),
-        jobs: args.jobs,
-    };
-    let stores = global.stores(CredentialTargets {
-        target: Some(&request.dest.repository),
-        source: Some(&request.source.repository),
-    })?;
-    mirror_and_report(&stores, &request, &CopyOnly::all(), global).await
+impl MirrorArgs {
+    /// The request these arguments make, and the stores to run it with: credentials for the
+    /// destination from the target flags, for the source from the source flags.
+    pub(super) fn request(&self, global: &GlobalArgs) -> Result<(MirrorRequest, Stores)> {
+        let request = MirrorRequest {
+            source: ImageRef::parse(&self.source)?,
+            dest: ImageRef::parse(&self.dest)?,
+            tags: self.tags.clone(),
+            jobs: self.jobs,
+        };
+        let stores = global.stores(CredentialTargets {
+            target: Some(&request.dest.repository),
+            source: Some(&request.source.repository),
+        })?;
+        Ok((request, stores))
+    }
 }
 
-/// Runs the mirror (`wharf copy` selects attachments with `only`) and prints its report.
-pub(super) async fn mirror_and_report(
-    stores: &Stores,
-    request: &MirrorRequest,
-    only: &CopyOnly,
-    global: &GlobalArgs,
-) -> Result<ExitCode> {
-    let report = mirror_only(stores, request, only, &global.progress()).await?;
+pub async fn run(args: &MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let (request, stores) = args.request(global)?;
+    let report = mirror(&stores, &request, &global.progress()).await?;
     global.emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }

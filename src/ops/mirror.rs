@@ -5,13 +5,14 @@
 //! before the tag or index that names it; the requested tags last. An interrupted mirror can be
 //! rerun: whatever already arrived is skipped after one HEAD.
 
+use super::attest::platform_manifest;
 use super::copy::{
     check_blobs_present, copy_graph_for_tag, copy_graph_sharing, put_tag, CopyStats, SentBlobs,
 };
 use super::copy_only::CopyOnly;
 use super::graph::{read_graph, read_graph_from, Graph};
 use super::referrers;
-use crate::oci::{Descriptor, Digest, ImageRef, Manifest, RawManifest};
+use crate::oci::{Descriptor, Digest, ImageRef, Manifest, Platform, RawManifest};
 use crate::report::Report;
 use crate::store::attach::{Attached, Attacher, TagChange};
 use crate::store::{resolve_reference, ManifestRef, Store, Stores};
@@ -337,6 +338,43 @@ pub async fn mirror(
     mirror_only(stores, request, &CopyOnly::all(), progress).await
 }
 
+/// `cosign copy`: a mirror of one platform's manifest when `platform` is given, taking along
+/// only what `only` selects, that refuses (unless `force`) to move a destination tag naming
+/// another image, as cosign's copy does.
+pub async fn copy(
+    stores: &Stores,
+    mut request: MirrorRequest,
+    only: &CopyOnly,
+    platform: Option<&Platform>,
+    force: bool,
+    progress: &Progress,
+) -> Result<MirrorReport> {
+    let src = stores.open(&request.source).await?;
+    let root = resolve_reference(src.as_ref(), &request.source).await?;
+    let (digest, _) = platform_manifest(src.as_ref(), &root.digest, platform).await?;
+    if platform.is_some() {
+        // The platform's manifest is the image now; the source tag names the index.
+        request.dest.tag = request.dest.tag.take().or(request.source.tag.take());
+        request.source = request.source.with_digest(digest.clone());
+        request.source.tag = None;
+    }
+    if !force && !only.is_selective() {
+        let dst = stores.open(&request.dest).await?;
+        for tag in requested_tags(&request) {
+            if let Some(current) = dst.resolve(ManifestRef::Tag(&tag)).await? {
+                if current.digest != digest {
+                    bail!(
+                        "{}:{tag} already exists and names {}, not {digest}: pass --force to move it",
+                        dst.repository(),
+                        current.digest
+                    );
+                }
+            }
+        }
+    }
+    mirror_only(stores, &request, only, progress).await
+}
+
 /// [`mirror`], taking along only the attachments `only` selects. A selective copy writes no
 /// tag (as cosign's `copy --only`): the image arrives by digest, its attachments by theirs.
 pub async fn mirror_only(
@@ -407,6 +445,7 @@ pub async fn mirror_only(
 }
 
 /// The tags the destination gets: the source's, the destination reference's and `--tag`s.
+/// The tags a mirror writes at its destination: the source's, the destination's, `--tag`s.
 fn requested_tags(request: &MirrorRequest) -> Vec<String> {
     let mut tags: Vec<String> = request
         .source
