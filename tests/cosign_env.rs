@@ -35,18 +35,6 @@ fn wharf_verify_keyless(si: &SigstoreStandIn, image: &str) -> Command {
     cmd
 }
 
-/// `wharf verify --key K.pub --insecure-ignore-tlog IMAGE`.
-fn wharf_verify_key(key: &common::keys::Key, image: &str) -> Command {
-    let mut cmd = wharf_clean();
-    cmd.args([
-        "verify",
-        "--allow-insecure-registry",
-        "--insecure-ignore-tlog",
-    ])
-    .args(["--key", key.public(), image]);
-    cmd
-}
-
 #[test]
 fn sigstore_id_token_signs_keyless_like_identity_token() {
     let si = SigstoreStandIn::start();
@@ -95,7 +83,7 @@ fn cosign_password_decrypts_the_signing_key() {
     );
     assert!(sig_tags(&reg, "app").is_empty());
     run_ok(&mut sign(Some(PASSWORD)));
-    run_ok(&mut wharf_verify_key(&key, &img.index()));
+    run_ok(&mut wharf_verify_key(key.public(), &img.index()));
 }
 
 #[test]
@@ -156,5 +144,5 @@ fn sigstore_root_file_is_refused_where_fulcio_cas_matter_unless_a_trusted_root_i
             .env("WHARF_PASSWORD", PASSWORD)
             .env("SIGSTORE_ROOT_FILE", &root_file),
     );
-    run_ok(wharf_verify_key(&key, &img.index()).env("SIGSTORE_ROOT_FILE", &root_file));
+    run_ok(wharf_verify_key(key.public(), &img.index()).env("SIGSTORE_ROOT_FILE", &root_file));
 }

@@ -699,16 +699,7 @@ impl Signing {
             "the other signer's signature was lost: {layers:?}"
         );
         assert_eq!(layers.len(), 2, "{layers:?}");
-        run_ok(
-            wharf()
-                .args([
-                    "verify",
-                    "--allow-insecure-registry",
-                    "--insecure-ignore-tlog",
-                ])
-                .args(["--key", self.key.public()])
-                .arg(self.img.index()),
-        );
+        run_ok(&mut wharf_verify_key(self.key.public(), &self.img.index()));
     }
 }
 

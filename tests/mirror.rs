@@ -1451,15 +1451,9 @@ fn bundle_referrers_sharing_a_config_are_mirrored_when_its_upload_is_slow() {
         .count();
     assert_eq!(commits, 1, "the shared config is sent once");
     for digest in image.all_digests() {
-        run_ok(
-            wharf()
-                .args([
-                    "verify",
-                    "--allow-insecure-registry",
-                    "--insecure-ignore-tlog",
-                ])
-                .args(["--key", key.public()])
-                .arg(image.via(b.addr(), &digest)),
-        );
+        run_ok(&mut wharf_verify_key(
+            key.public(),
+            &image.via(b.addr(), &digest),
+        ));
     }
 }

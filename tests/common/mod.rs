@@ -193,6 +193,20 @@ pub fn cosign() -> Command {
     cmd
 }
 
+/// `wharf verify --key PUBLIC --insecure-ignore-tlog IMAGE` on a loopback registry.
+pub fn wharf_verify_key(public: &str, image: &str) -> Command {
+    let mut cmd = wharf_clean();
+    cmd.args([
+        "verify",
+        "--allow-insecure-registry",
+        "--insecure-ignore-tlog",
+        "--key",
+        public,
+        image,
+    ]);
+    cmd
+}
+
 /// Attaches the CycloneDX `sbom` to `image` with `cosign attach sbom` (`cosign` is
 /// [`cosign`] or a stand-in's), as pipelines did before SBOMs were attested.
 pub fn cosign_attach_sbom(mut cosign: Command, sbom: &Path, image: &str) {
