@@ -6,7 +6,7 @@ use crate::cosign::attestation;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::ops::attest::platform_manifest;
 use crate::ops::download;
-use crate::store::{resolve_reference, Store};
+use crate::store::Store;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -131,10 +131,7 @@ async fn open(
     let platform = platform.map(Platform::parse).transpose()?;
     let stores = global.stores(CredentialTargets::image(&image))?;
     let store = stores.open(&image).await?;
-    let digest = match &image.digest {
-        Some(d) => d.clone(),
-        None => resolve_reference(store.as_ref(), &image).await?.digest,
-    };
+    let digest = super::sign::digest_of(store.as_ref(), &image, true).await?;
     let (digest, _) = platform_manifest(store.as_ref(), &digest, platform.as_ref()).await?;
     Ok((store, digest))
 }

@@ -482,8 +482,13 @@ fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-/// The digest to work on: the reference's own, or with `allow_tag` its tag resolved once.
-async fn digest_of(store: &dyn Store, image: &ImageRef, allow_tag: bool) -> Result<Digest> {
+/// The digest to work on: the reference's own, or with `allow_tag` its tag resolved once (a
+/// missing tag is cosign's NonExistentTag failure, exit 11).
+pub(super) async fn digest_of(
+    store: &dyn Store,
+    image: &ImageRef,
+    allow_tag: bool,
+) -> Result<Digest> {
     if let Some(d) = &image.digest {
         return Ok(d.clone());
     }
